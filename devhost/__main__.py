@@ -1,0 +1,107 @@
+"""`python -m devhost`: start the emulators if needed, then serve function_app.py like `func start`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from devhost import emulators as emu
+
+ROOT = Path(__file__).resolve().parent.parent
+STATE = ROOT / ".devhost"
+log = logging.getLogger("devhost")
+
+
+def load_local_settings() -> Path | None:
+    """Put local.settings.json's Values (or the example's) into the environment, as `func start` does.
+
+    Variables already set win, so tests and shells can point devhost at other ports.
+    """
+    for name in ("local.settings.json", "local.settings.example.json"):
+        path = ROOT / name
+        if path.exists():
+            values = json.loads(path.read_text()).get("Values", {})
+            for key, value in values.items():
+                os.environ.setdefault(key, str(value))
+            return path
+    return None
+
+
+def start_missing_emulators(running: emu.Emulators) -> None:
+    """Start Azurite and the Cosmos emulator unless something already answers where settings point."""
+    storage = os.environ.get("AzureWebJobsStorage", "")
+    local_storage = emu.storage_endpoints(storage) if storage else None
+    if local_storage:
+        host, ports = local_storage
+        if all(emu.answers(host, port) for port in (ports["blob"], ports["queue"])):
+            log.info("Azurite already answers on %s", host)
+        else:
+            log.info("starting Azurite (data in %s)", STATE / "azurite")
+            emu.start_azurite(running, host, ports, STATE / "azurite", STATE / "azurite.log")
+    cosmos = emu.cosmos_host_port(os.environ.get("COSMOS_ENDPOINT", ""))
+    if cosmos:
+        host, port = cosmos
+        bind = "127.0.0.1" if host == "localhost" else host
+        if emu.answers(bind, port):
+            log.info("Cosmos DB emulator already answers on %s:%s", host, port)
+        else:
+            log.info("starting the Cosmos DB emulator on %s:%s", host, port)
+            ca = emu.start_cosmos(running, bind, port, STATE / "cosmos-cert", STATE / "cosmos.log")
+            os.environ.setdefault("COSMOS_CA_CERT", str(ca))
+
+
+async def serve(port: int) -> None:
+    from devhost.runtime import FunctionHost
+    from shared.adapters.provisioning import provision
+    from shared.clients import close_clients, get_clients
+
+    await provision(get_clients())
+    if os.environ.get("DEMO_DATA", "1") != "0":
+        from devhost.demo_data import load_demo_data
+
+        await load_demo_data()
+
+    sys.path.insert(0, str(ROOT))
+    from function_app import app
+
+    host_json = json.loads((ROOT / "host.json").read_text())
+    host = FunctionHost(app, host_json, os.environ.get("AzureWebJobsStorage"), port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await host.start()
+    print(f"devhost ready: http://127.0.0.1:{port}/api/health", flush=True)
+    print(f"  OpenAPI:     http://127.0.0.1:{port}/api/openapi.json", flush=True)
+    print(f"  staff login: http://127.0.0.1:{port}/dev/signin?roles=NationalAdmin", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping")
+        await host.stop()
+        await close_clients()
+
+
+def main() -> None:
+    logging.basicConfig(level=os.environ.get("DEVHOST_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings_file = load_local_settings()
+    log.info("settings from %s", settings_file.name if settings_file else "the environment only")
+    port = int(os.environ.get("DEVHOST_PORT", "7071"))
+    running = emu.Emulators()
+    try:
+        start_missing_emulators(running)
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve(port))
+    finally:
+        running.stop()
+
+
+if __name__ == "__main__":
+    main()

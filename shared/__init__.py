@@ -1,0 +1,1 @@
+"""The application core: domain rules, use cases, ports and their Azure adapters."""

@@ -1,0 +1,1 @@
+"""Azure SDK implementations of the ports in shared.ports."""

@@ -1,0 +1,1 @@
+"""The public HTTP contract: request and response models, the error envelope, the OpenAPI document."""

@@ -1,0 +1,68 @@
+"""The OpenAPI 3.1 document, generated from the same pydantic models the routes validate with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from shared.api.models import HealthAnswer
+from shared.api.problems import Problem
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One route of the contract."""
+
+    method: str
+    path: str
+    summary: str
+    tag: str
+    request: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    staff: bool = False
+
+
+OPERATIONS: list[Operation] = [
+    Operation("get", "/api/health", "Whether the app can reach its stores", "health", response=HealthAnswer),
+]
+
+
+@lru_cache(maxsize=1)
+def openapi_document() -> dict[str, Any]:
+    models: set[type[BaseModel]] = {Problem}
+    models.update(op.request for op in OPERATIONS if op.request)
+    models.update(op.response for op in OPERATIONS if op.response)
+    refs, defs = models_json_schema(
+        [(model, "validation") for model in sorted(models, key=lambda m: m.__name__)],
+        by_alias=True, ref_template="#/components/schemas/{model}",
+    )
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        entry: dict[str, Any] = {"summary": op.summary, "tags": [op.tag], "responses": {}}
+        if op.request:
+            entry["requestBody"] = {"required": True, "content": {"application/json": {
+                "schema": refs[(op.request, "validation")]}}}
+        answer: dict[str, Any] = {"description": "Success"}
+        if op.response:
+            answer["content"] = {"application/json": {"schema": refs[(op.response, "validation")]}}
+        entry["responses"][str(op.status)] = answer
+        entry["responses"]["default"] = {"description": "A problem", "content": {
+            "application/problem+json": {"schema": refs[(Problem, "validation")]}}}
+        if op.staff:
+            entry["security"] = [{"appServiceAuthentication": []}]
+        paths.setdefault(op.path, {})[op.method] = entry
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "National vaccination booking service", "version": "1.0.0"},
+        "paths": paths,
+        "components": {
+            "schemas": defs.get("$defs", {}),
+            "securitySchemes": {"appServiceAuthentication": {
+                "type": "apiKey", "in": "header", "name": "x-ms-client-principal"}},
+        },
+    }

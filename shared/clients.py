@@ -1,0 +1,136 @@
+"""SDK clients built from settings: one of each per process (per event loop), reused by every call."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import weakref
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from azure.core.pipeline.transport import AioHttpTransport
+from azure.cosmos.aio import CosmosClient, DatabaseProxy
+from azure.storage.blob.aio import BlobServiceClient
+from azure.storage.queue.aio import QueueServiceClient
+
+from shared.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from azure.core.credentials_async import AsyncTokenCredential
+
+
+class _VerifyingTransport(AioHttpTransport):
+    """Always verifies TLS with the connector's context.
+
+    azure-cosmos switches verification off for any endpoint named localhost or 127.0.0.1, so a
+    local emulator would otherwise be trusted unseen; the emulator's certificate is checked instead.
+    """
+
+    async def send(self, request: Any, **config: Any) -> Any:
+        config.pop("connection_verify", None)
+        return await super().send(request, **config)
+
+
+@dataclass
+class Clients:
+    """The async SDK clients of one event loop; aiohttp sessions cannot cross loops."""
+
+    settings: Settings
+    _cosmos: CosmosClient | None = None
+    _queues: QueueServiceClient | None = None
+    _blobs: BlobServiceClient | None = None
+    _credential: AsyncTokenCredential | None = None
+    _sessions: list[aiohttp.ClientSession] = field(default_factory=list)
+
+    def credential(self) -> AsyncTokenCredential:
+        if self._credential is None:
+            from azure.identity.aio import DefaultAzureCredential
+
+            self._credential = DefaultAzureCredential()
+        return self._credential
+
+    def _transport(self, ssl_context: ssl.SSLContext | None = None) -> AioHttpTransport:
+        # One long-lived session per SDK client. The SDK would build a new SSL context for every
+        # request when given a CA path, which also defeats connection pooling, so the verified
+        # context is fixed once here on the connector.
+        connector = aiohttp.TCPConnector(limit=256, ssl=ssl_context if ssl_context else True)
+        session = aiohttp.ClientSession(connector=connector, trust_env=False)
+        self._sessions.append(session)
+        return _VerifyingTransport(session=session, session_owner=False)
+
+    def cosmos(self) -> CosmosClient:
+        if self._cosmos is None:
+            ca_path = self.settings.cosmos_ca_path()
+            context = ssl.create_default_context(cafile=ca_path) if ca_path else None
+            credential: Any = self.settings.cosmos_key or self.credential()
+            self._cosmos = CosmosClient(
+                self.settings.cosmos_endpoint,
+                credential=credential,
+                transport=self._transport(context),
+                # The local emulator answers on one endpoint only; skip region discovery.
+                enable_endpoint_discovery=False,
+            )
+        return self._cosmos
+
+    def database(self) -> DatabaseProxy:
+        return self.cosmos().get_database_client(self.settings.cosmos_database)
+
+    def queues(self) -> QueueServiceClient:
+        if self._queues is None:
+            s = self.settings
+            if s.storage_connection_string:
+                self._queues = QueueServiceClient.from_connection_string(
+                    s.storage_connection_string, transport=self._transport()
+                )
+            elif s.storage_queue_uri:
+                self._queues = QueueServiceClient(
+                    s.storage_queue_uri, credential=self.credential(), transport=self._transport()
+                )
+            else:
+                raise RuntimeError("No storage setting: set AzureWebJobsStorage or its __queueServiceUri")
+        return self._queues
+
+    def blobs(self) -> BlobServiceClient:
+        if self._blobs is None:
+            s = self.settings
+            if s.storage_connection_string:
+                self._blobs = BlobServiceClient.from_connection_string(
+                    s.storage_connection_string, transport=self._transport()
+                )
+            elif s.storage_blob_uri:
+                self._blobs = BlobServiceClient(
+                    s.storage_blob_uri, credential=self.credential(), transport=self._transport()
+                )
+            else:
+                raise RuntimeError("No storage setting: set AzureWebJobsStorage or its __blobServiceUri")
+        return self._blobs
+
+    async def close(self) -> None:
+        for client in (self._cosmos, self._queues, self._blobs, self._credential):
+            if client is not None:
+                await client.close()
+        for session in self._sessions:
+            await session.close()
+        self._cosmos = self._queues = self._blobs = self._credential = None
+        self._sessions.clear()
+
+
+_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Clients] = weakref.WeakKeyDictionary()
+
+
+def get_clients() -> Clients:
+    """The clients of the running event loop (in a Functions worker: the one loop of the process)."""
+    loop = asyncio.get_running_loop()
+    clients = _by_loop.get(loop)
+    if clients is None:
+        clients = Clients(get_settings())
+        _by_loop[loop] = clients
+    return clients
+
+
+async def close_clients() -> None:
+    """Close the running loop's clients (hosts call this on shutdown)."""
+    clients = _by_loop.pop(asyncio.get_running_loop(), None)
+    if clients is not None:
+        await clients.close()

@@ -1,0 +1,1 @@
+"""Use cases: each drives the domain through the ports in shared.ports."""
