@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import weakref
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,15 +21,42 @@ if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
 
 
+@dataclass
+class RequestCounter:
+    """Counts the HTTP requests an SDK client sends: the unit of Cosmos cost, seen by tests and benches."""
+
+    total: int = 0
+    by_kind: Counter[str] = field(default_factory=Counter)
+
+    def record(self, method: str, url: str) -> None:
+        self.total += 1
+        # "GET docs", "PATCH docs", "POST docs": the verb and the last resource type in the path.
+        parts = [p for p in url.split("?", maxsplit=1)[0].split("/") if p]
+        kinds = [p for p in parts if p in _COSMOS_RESOURCE_TYPES]
+        self.by_kind[f"{method} {kinds[-1] if kinds else 'account'}"] += 1
+
+    def reset(self) -> None:
+        self.total = 0
+        self.by_kind.clear()
+
+
+_COSMOS_RESOURCE_TYPES = frozenset({"dbs", "colls", "docs", "pkranges", "offers", "users"})
+
+
 class _VerifyingTransport(AioHttpTransport):
-    """Always verifies TLS with the connector's context.
+    """Always verifies TLS with the connector's context, and counts what it sends.
 
     azure-cosmos switches verification off for any endpoint named localhost or 127.0.0.1, so a
     local emulator would otherwise be trusted unseen; the emulator's certificate is checked instead.
     """
 
+    def __init__(self, counter: RequestCounter, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._counter = counter
+
     async def send(self, request: Any, **config: Any) -> Any:
         config.pop("connection_verify", None)
+        self._counter.record(request.method, request.url)
         return await super().send(request, **config)
 
 
@@ -42,6 +70,8 @@ class Clients:
     _blobs: BlobServiceClient | None = None
     _credential: AsyncTokenCredential | None = None
     _sessions: list[aiohttp.ClientSession] = field(default_factory=list)
+    cosmos_requests: RequestCounter = field(default_factory=RequestCounter)
+    storage_requests: RequestCounter = field(default_factory=RequestCounter)
 
     def credential(self) -> AsyncTokenCredential:
         if self._credential is None:
@@ -50,14 +80,14 @@ class Clients:
             self._credential = DefaultAzureCredential()
         return self._credential
 
-    def _transport(self, ssl_context: ssl.SSLContext | None = None) -> AioHttpTransport:
+    def _transport(self, counter: RequestCounter, ssl_context: ssl.SSLContext | None = None) -> AioHttpTransport:
         # One long-lived session per SDK client. The SDK would build a new SSL context for every
         # request when given a CA path, which also defeats connection pooling, so the verified
         # context is fixed once here on the connector.
         connector = aiohttp.TCPConnector(limit=256, ssl=ssl_context if ssl_context else True)
         session = aiohttp.ClientSession(connector=connector, trust_env=False)
         self._sessions.append(session)
-        return _VerifyingTransport(session=session, session_owner=False)
+        return _VerifyingTransport(counter, session=session, session_owner=False)
 
     def cosmos(self) -> CosmosClient:
         if self._cosmos is None:
@@ -67,7 +97,7 @@ class Clients:
             self._cosmos = CosmosClient(
                 self.settings.cosmos_endpoint,
                 credential=credential,
-                transport=self._transport(context),
+                transport=self._transport(self.cosmos_requests, context),
                 # The local emulator answers on one endpoint only; skip region discovery.
                 enable_endpoint_discovery=False,
             )
@@ -81,11 +111,11 @@ class Clients:
             s = self.settings
             if s.storage_connection_string:
                 self._queues = QueueServiceClient.from_connection_string(
-                    s.storage_connection_string, transport=self._transport()
+                    s.storage_connection_string, transport=self._transport(self.storage_requests)
                 )
             elif s.storage_queue_uri:
                 self._queues = QueueServiceClient(
-                    s.storage_queue_uri, credential=self.credential(), transport=self._transport()
+                    s.storage_queue_uri, credential=self.credential(), transport=self._transport(self.storage_requests)
                 )
             else:
                 raise RuntimeError("No storage setting: set AzureWebJobsStorage or its __queueServiceUri")
@@ -96,11 +126,11 @@ class Clients:
             s = self.settings
             if s.storage_connection_string:
                 self._blobs = BlobServiceClient.from_connection_string(
-                    s.storage_connection_string, transport=self._transport()
+                    s.storage_connection_string, transport=self._transport(self.storage_requests)
                 )
             elif s.storage_blob_uri:
                 self._blobs = BlobServiceClient(
-                    s.storage_blob_uri, credential=self.credential(), transport=self._transport()
+                    s.storage_blob_uri, credential=self.credential(), transport=self._transport(self.storage_requests)
                 )
             else:
                 raise RuntimeError("No storage setting: set AzureWebJobsStorage or its __blobServiceUri")
