@@ -2,7 +2,10 @@
 
 import azure.functions as func
 
+from functions.admin_register import bp as admin_register
+from functions.eligibility import bp as eligibility
 from functions.health import bp as health
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
-app.register_functions(health)
+for blueprint in (health, eligibility, admin_register):
+    app.register_functions(blueprint)

@@ -7,7 +7,7 @@ import azure.functions as func
 from functions.http import endpoint, json_response
 from shared.api.models import HealthAnswer
 from shared.api.openapi import openapi_document
-from shared.composition import health_service
+from shared.composition import services
 
 bp = func.Blueprint()
 
@@ -15,7 +15,7 @@ bp = func.Blueprint()
 @bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @endpoint
 async def health(req: func.HttpRequest) -> func.HttpResponse:
-    report = await health_service().check()
+    report = await services().health.check()
     answer = HealthAnswer(status="ok" if report.healthy else "degraded", dependencies=report.dependencies)
     return json_response(answer, status=200 if report.healthy else 503)
 

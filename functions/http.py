@@ -14,6 +14,8 @@ from pydantic import BaseModel, ValidationError
 
 from shared.api.problems import FieldError, ProblemError, validation_problem
 from shared.observability import redacted_traceback
+from shared.ports import VersionConflictError
+from shared.services.errors import RateLimitedError
 
 log = logging.getLogger("functions.http")
 
@@ -59,6 +61,22 @@ def parse_query(req: func.HttpRequest, model: type[ModelT]) -> ModelT:
         raise validation_problem(error) from None
 
 
+def client_address(req: func.HttpRequest) -> str:
+    """The caller's address as the platform's front end saw it (the last X-Forwarded-For hop).
+
+    Earlier hops are whatever the client chose to send, so they are never trusted.
+    """
+    forwarded = req.headers.get("x-forwarded-for", "")
+    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+    if not hops:
+        return "direct"
+    last = hops[-1]
+    # "203.0.113.7:51234" -> the address; IPv6 "[2001:db8::1]:443" -> the bracketed part.
+    if last.startswith("["):
+        return str(last[1:].split("]", 1)[0])
+    return str(last.rsplit(":", 1)[0]) if last.count(":") == 1 else str(last)
+
+
 def endpoint(handler: Handler) -> Handler:
     """Maps ProblemError to its answer and anything unexpected to a bare 500 that leaks nothing."""
 
@@ -68,6 +86,13 @@ def endpoint(handler: Handler) -> Handler:
             return await handler(req)
         except ProblemError as error:
             return problem_response(error)
+        except RateLimitedError as error:
+            return problem_response(ProblemError(
+                429, "RATE_LIMITED", "Too many requests", f"Try again in {error.retry_after} seconds",
+                headers={"Retry-After": str(error.retry_after)}))
+        except VersionConflictError:
+            return problem_response(ProblemError(409, "CONFLICT", "Changed by someone else",
+                                                 "The resource changed while this request ran; try again"))
         except Exception as error:
             # The exception text may hold personal data, so the log gets the types and the stack
             # only, under an id that the caller also sees.

@@ -49,6 +49,15 @@ class Settings(BaseSettings):
     # Keyed hashing of personal data for logs and rate-limit keys; a Key Vault reference in Azure.
     pii_hash_key: str = Field(default="local-development-only", validation_alias="PII_HASH_KEY")
 
+    # How long an instance may serve a policy before re-reading it: the bound on "applied everywhere".
+    policy_refresh_seconds: float = Field(default=5.0, validation_alias="POLICY_REFRESH_SECONDS")
+    # Eligibility calls per client address on one instance: a burst, then a steady rate.
+    eligibility_client_burst: int = Field(default=60, validation_alias="ELIGIBILITY_CLIENT_BURST")
+    eligibility_client_per_second: float = Field(default=1.0, validation_alias="ELIGIBILITY_CLIENT_PER_SECOND")
+    # Failed date-of-birth matches for one NHS number before it is locked, and for how long.
+    match_lock_max_failures: int = Field(default=5, validation_alias="MATCH_LOCK_MAX_FAILURES")
+    match_lock_minutes: int = Field(default=15, validation_alias="MATCH_LOCK_MINUTES")
+
     def cosmos_ca_path(self) -> str | None:
         """The CA file as an absolute path; relative paths are taken from the project root."""
         if not self.cosmos_ca_cert:

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import datetime as dt
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+from shared.api.fields import Email, Mobile, NhsNumber, OdsCode, PersonName, Postcode
+from shared.api.problems import FieldError
+from shared.domain.eligibility import Vaccination
+from shared.domain.people import Flag
+from shared.domain.policy import CampaignPolicy
 
 
 class ApiModel(BaseModel):
@@ -17,3 +24,54 @@ class ApiModel(BaseModel):
 class HealthAnswer(ApiModel):
     status: Literal["ok", "degraded"]
     dependencies: dict[str, str]
+
+
+class EligibilityRequest(ApiModel):
+    nhs_number: NhsNumber
+    date_of_birth: dt.date
+
+
+class EligibilityAnswer(ApiModel):
+    eligible: bool
+    reasons: list[str]
+    cohort: int | None
+    next_dose: int | None
+    earliest_date: dt.date | None
+    bookable_from: dt.date | None
+    allowed_products: list[str]
+
+
+class NimsPatient(ApiModel):
+    """One NIMS record as the register sends it."""
+
+    nhs_number: NhsNumber
+    date_of_birth: dt.date
+    given_name: PersonName
+    family_name: PersonName
+    postcode: Postcode
+    mobile: Mobile | None = None
+    email: Email | None = None
+    gp_practice_ods: OdsCode | None = None
+    flags: list[Flag] = []
+    vaccinations: list[Vaccination] = []
+
+
+class NimsImportRequest(ApiModel):
+    # Items stay raw here so that each record is validated alone and a bad one rejects only itself.
+    patients: list[Any] = Field(min_length=1, max_length=5000)
+
+
+class RecordRejection(ApiModel):
+    index: int
+    errors: list[FieldError]
+
+
+class NimsImportAnswer(ApiModel):
+    imported: int
+    rejected: list[RecordRejection]
+
+
+class PolicyAnswer(ApiModel):
+    version: int
+    updated_at: dt.datetime | None
+    policy: CampaignPolicy

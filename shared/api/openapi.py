@@ -9,8 +9,16 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from shared.api.models import HealthAnswer
+from shared.api.models import (
+    EligibilityAnswer,
+    EligibilityRequest,
+    HealthAnswer,
+    NimsImportAnswer,
+    NimsImportRequest,
+    PolicyAnswer,
+)
 from shared.api.problems import Problem
+from shared.domain.policy import CampaignPolicy
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,14 @@ class Operation:
 
 OPERATIONS: list[Operation] = [
     Operation("get", "/api/health", "Whether the app can reach its stores", "health", response=HealthAnswer),
+    Operation("post", "/api/eligibility", "May this person book, which dose, from when", "citizen",
+              request=EligibilityRequest, response=EligibilityAnswer),
+    Operation("post", "/api/admin/nims/patients", "Upsert NIMS records, each validated alone", "admin",
+              request=NimsImportRequest, response=NimsImportAnswer, staff=True),
+    Operation("get", "/api/admin/policy", "The campaign policy in force", "admin", response=PolicyAnswer,
+              staff=True),
+    Operation("put", "/api/admin/policy", "Replace the campaign policy", "admin", request=CampaignPolicy,
+              response=PolicyAnswer, staff=True),
 ]
 
 

@@ -1,0 +1,97 @@
+"""The patients container: one document per person, partitioned by NHS number, keyed by a pseudonym.
+
+The document id is a keyed hash of the NHS number, so the number never appears in a request URL
+(item URLs end in the id) nor in any SDK log or error that quotes one; it travels only as the
+partition key header and in the body.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from azure.cosmos.aio import ContainerProxy
+from azure.cosmos.exceptions import CosmosResourceExistsError, CosmosResourceNotFoundError
+
+from shared.api.models import NimsPatient
+from shared.domain.throttling import MatchFailures
+from shared.observability import pseudonym
+from shared.ports import PatientLookup
+
+
+def patient_id(nhs_number: str) -> str:
+    return pseudonym(nhs_number, "patient-id")
+
+
+def _failures_to_doc(failures: MatchFailures) -> dict[str, Any]:
+    return {
+        "count": failures.count,
+        "windowStart": failures.window_start.isoformat(),
+        "lockedUntil": failures.locked_until.isoformat() if failures.locked_until else None,
+    }
+
+
+def _failures_from_doc(doc: dict[str, Any] | None) -> MatchFailures | None:
+    if not doc:
+        return None
+    locked = doc.get("lockedUntil")
+    return MatchFailures(
+        count=int(doc["count"]),
+        window_start=dt.datetime.fromisoformat(doc["windowStart"]),
+        locked_until=dt.datetime.fromisoformat(locked) if locked else None,
+    )
+
+
+def booked_doses(doc: dict[str, Any]) -> frozenset[int]:
+    """Doses with an active booking marker on the person's document."""
+    return frozenset(int(dose) for dose, marker in (doc.get("bookings") or {}).items() if marker)
+
+
+class CosmosPatientStore:
+    def __init__(self, container: ContainerProxy) -> None:
+        self._container = container
+
+    async def read(self, nhs_number: str) -> dict[str, Any] | None:
+        try:
+            doc: dict[str, Any] = await self._container.read_item(patient_id(nhs_number), partition_key=nhs_number)
+        except CosmosResourceNotFoundError:
+            return None
+        return doc
+
+    async def lookup(self, nhs_number: str) -> PatientLookup:
+        doc = await self.read(nhs_number)
+        if doc is None:
+            return PatientLookup(record=None)
+        register = doc.get("register")
+        record = NimsPatient.model_validate({**register, "nhsNumber": nhs_number}) if register else None
+        return PatientLookup(record=record, booked_doses=booked_doses(doc),
+                             failures=_failures_from_doc(doc.get("matchFailures")))
+
+    async def save_match_failures(self, nhs_number: str, failures: MatchFailures) -> None:
+        value = _failures_to_doc(failures)
+        try:
+            await self._container.patch_item(patient_id(nhs_number), partition_key=nhs_number,
+                                             patch_operations=[{"op": "set", "path": "/matchFailures", "value": value}])
+        except CosmosResourceNotFoundError:
+            # An unknown number gets a document of its own so that its lock-out works like anybody's.
+            # Real Cosmos DB expires it after a day (ttl); correctness does not rely on that.
+            stub = {"id": patient_id(nhs_number), "nhsNumber": nhs_number, "matchFailures": value, "ttl": 86_400}
+            await self._container.upsert_item(stub)
+
+    async def upsert_register_record(self, record: NimsPatient, now: dt.datetime) -> None:
+        register = record.model_dump(mode="json", by_alias=True, exclude={"nhs_number"})
+        doc_id = patient_id(record.nhs_number)
+        # Create first: an initial load is all new people, so one request each.
+        try:
+            await self._container.create_item({"id": doc_id, "nhsNumber": record.nhs_number, "register": register,
+                                               "registerUpdatedAt": now.isoformat(), "bookings": {}})
+            return
+        except CosmosResourceExistsError:
+            pass
+        # Known person: replace the register part only, so their bookings and markers stay; -1 ttl
+        # undoes the expiry a failed-match stub document was created with.
+        await self._container.patch_item(doc_id, partition_key=record.nhs_number, patch_operations=[
+            {"op": "set", "path": "/register", "value": register},
+            {"op": "set", "path": "/registerUpdatedAt", "value": now.isoformat()},
+            {"op": "set", "path": "/ttl", "value": -1},
+        ])

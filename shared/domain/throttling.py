@@ -1,0 +1,63 @@
+"""Rate-limit arithmetic: token buckets for callers, and the lock after repeated failed matches."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TokenBucket:
+    """`capacity` calls at once, refilled at `per_second`; state is (tokens, when last counted)."""
+
+    capacity: float
+    per_second: float
+    tokens: float
+    updated: float
+
+    @classmethod
+    def full(cls, capacity: float, per_second: float, now: float) -> TokenBucket:
+        return cls(capacity, per_second, capacity, now)
+
+    def take(self, now: float) -> tuple[TokenBucket, float]:
+        """The bucket after one call, and 0 if the call may go ahead, else seconds until it may."""
+        tokens = min(self.capacity, self.tokens + (now - self.updated) * self.per_second)
+        if tokens >= 1:
+            return TokenBucket(self.capacity, self.per_second, tokens - 1, now), 0.0
+        wait = (1 - tokens) / self.per_second
+        return TokenBucket(self.capacity, self.per_second, tokens, now), wait
+
+
+@dataclass(frozen=True)
+class MatchLockRule:
+    """How many failed matches for one NHS number, within how long, lock it for how long."""
+
+    max_failures: int = 5
+    window: dt.timedelta = dt.timedelta(minutes=15)
+    lock: dt.timedelta = dt.timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class MatchFailures:
+    """The failed-match record kept beside a person (or beside an unknown number)."""
+
+    count: int
+    window_start: dt.datetime
+    locked_until: dt.datetime | None = None
+
+
+def locked_for(failures: MatchFailures | None, now: dt.datetime) -> int:
+    """Whole seconds until a number may be tried again; 0 when it is not locked."""
+    if failures is None or failures.locked_until is None or failures.locked_until <= now:
+        return 0
+    return max(1, math.ceil((failures.locked_until - now).total_seconds()))
+
+
+def after_failed_match(failures: MatchFailures | None, now: dt.datetime, rule: MatchLockRule) -> MatchFailures:
+    """The record after one more failed match: a new window when the last one ended, a lock at the limit."""
+    if failures is None or now - failures.window_start >= rule.window:
+        failures = MatchFailures(0, now)
+    count = failures.count + 1
+    locked_until = now + rule.lock if count >= rule.max_failures else failures.locked_until
+    return MatchFailures(count, failures.window_start, locked_until)
