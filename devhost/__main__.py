@@ -62,11 +62,6 @@ async def serve(port: int) -> None:
     from shared.clients import close_clients, get_clients
 
     await provision(get_clients())
-    if os.environ.get("DEMO_DATA", "1") != "0":
-        from devhost.demo_data import load_demo_data
-
-        await load_demo_data()
-
     sys.path.insert(0, str(ROOT))
     from function_app import app
 
@@ -77,6 +72,12 @@ async def serve(port: int) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await host.start()
+    demo: asyncio.Task[None] | None = None
+    if os.environ.get("DEMO_DATA", "1") != "0":
+        from devhost.demo_data import load_demo_data
+
+        # Served while it loads: the population takes a minute or two against the emulator.
+        demo = asyncio.create_task(load_demo_data())
     print(f"devhost ready: http://127.0.0.1:{port}/api/health", flush=True)
     print(f"  OpenAPI:     http://127.0.0.1:{port}/api/openapi.json", flush=True)
     print(f"  staff login: http://127.0.0.1:{port}/dev/signin?roles=NationalAdmin", flush=True)
@@ -84,6 +85,8 @@ async def serve(port: int) -> None:
         await stop.wait()
     finally:
         log.info("stopping")
+        if demo is not None and not demo.done():
+            demo.cancel()
         await host.stop()
         await close_clients()
 

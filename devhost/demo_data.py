@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from shared.domain.nhs_number import synthetic_nhs_number
+from shared.observability import redacted_traceback
 
 log = logging.getLogger("devhost.demo")
 
@@ -118,6 +119,8 @@ async def load_population(count: int, batch_size: int = 1000) -> int:
         if len(batch) == batch_size:
             imported += (await app.register_import.import_records(batch)).imported
             batch = []
+            if imported % 20_000 == 0:
+                log.info("demo data: %d of %d people imported", imported, count)
     if batch:
         imported += (await app.register_import.import_records(batch)).imported
     return imported
@@ -127,6 +130,19 @@ async def load_demo_data() -> None:
     """Load each area's demo data; DEMO_PATIENTS sets the population size (default 100,000)."""
     count = int(os.environ.get("DEMO_PATIENTS", "100000"))
     started = dt.datetime.now(dt.UTC)
-    imported = await load_population(count)
+    try:
+        imported = await load_population(count)
+    except Exception as error:
+        log.error("demo data failed to load:\n%s", redacted_traceback(error))
+        return
     seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
     log.info("demo data: %d synthetic people imported in %.0f s", imported, seconds)
+
+
+if __name__ == "__main__":
+    # `python -m devhost.demo_data 5`: people to try the booking journey with (printed, never logged).
+    import json
+    import sys
+
+    for sample in population(int(sys.argv[1]) if len(sys.argv) > 1 else 5, dt.datetime.now(dt.UTC).date()):
+        print(json.dumps({k: sample[k] for k in ("nhsNumber", "dateOfBirth", "vaccinations")}))

@@ -15,10 +15,14 @@ from azure.cosmos.aio import CosmosClient, DatabaseProxy
 from azure.storage.blob.aio import BlobServiceClient
 from azure.storage.queue.aio import QueueServiceClient
 
+from shared.observability import quiet_sdk_loggers
 from shared.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
+
+
+quiet_sdk_loggers()
 
 
 @dataclass

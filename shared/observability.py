@@ -9,9 +9,13 @@ import traceback
 
 from shared.settings import get_settings
 
-# The SDKs log request URLs at INFO; item URLs can carry identifiers, so keep them to warnings.
-for noisy in ("azure.core.pipeline.policies.http_logging_policy", "azure.cosmos", "azure.storage"):
-    logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def quiet_sdk_loggers() -> None:
+    """The SDKs log every request's URL and headers at INFO: noise, and item URLs can carry identifiers."""
+    for noisy in ("azure.core.pipeline.policies.http_logging_policy", "azure.cosmos", "azure.storage",
+                  "azure.identity", "azure.servicebus"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def pseudonym(value: str, purpose: str = "log") -> str:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from devhost import emulators as emu
-from shared.settings import EMULATOR_COSMOS_KEY, reset_settings
+from devhost.launch import start_emulators
+from shared.settings import reset_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,19 +37,14 @@ class EmulatorEndpoints:
 @pytest.fixture(scope="session")
 def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorEndpoints]:
     """Azurite (in memory) and the Cosmos emulator for this session, with the app's env pointed at them."""
-    running = emu.Emulators()
-    logs = tmp_path_factory.mktemp("emulator-logs")
+    started = start_emulators(tmp_path_factory.mktemp("emulator-logs"), database="vaccination-tests")
     try:
-        ports = {name: emu.free_port() for name in ("blob", "queue", "table")}
-        emu.start_azurite(running, "127.0.0.1", ports, None, logs / "azurite.log")
-        cosmos_port = emu.free_port()
-        ca = emu.start_cosmos(running, "127.0.0.1", cosmos_port, ROOT / ".devhost" / "cosmos-cert",
-                              logs / "cosmos.log")
+        env = started.environment
         endpoints = EmulatorEndpoints(
-            storage_connection_string=emu.storage_connection_string("127.0.0.1", ports),
-            cosmos_endpoint=f"https://localhost:{cosmos_port}",
-            cosmos_key=EMULATOR_COSMOS_KEY,
-            cosmos_ca_cert=str(ca),
+            storage_connection_string=env["AzureWebJobsStorage"],
+            cosmos_endpoint=env["COSMOS_ENDPOINT"],
+            cosmos_key=env["COSMOS_KEY"],
+            cosmos_ca_cert=env["COSMOS_CA_CERT"],
         )
         saved = {key: os.environ.get(key) for key in endpoints.environment()}
         os.environ.update(endpoints.environment())
@@ -62,7 +57,7 @@ def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorEndp
                 os.environ[key] = value
         reset_settings()
     finally:
-        running.stop()
+        started.stop()
 
 
 @pytest.fixture(scope="session")

@@ -2,47 +2,37 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from devhost.emulators import free_port
-from tests.conftest import ROOT, EmulatorEndpoints
+from devhost.launch import start_devhost
+from tests.conftest import EmulatorEndpoints
+
+# Settings the e2e tests rely on: a short policy refresh so a change is seen within a test, and a
+# small per-client burst so the throttle can be reached (each test calls from its own address).
+E2E_SETTINGS = {"DEMO_DATA": "0", "DEVHOST_LOG_LEVEL": "INFO", "POLICY_REFRESH_SECONDS": "1",
+                "ELIGIBILITY_CLIENT_BURST": "20", "ELIGIBILITY_CLIENT_PER_SECOND": "0.2"}
 
 
 @pytest.fixture(scope="session")
-def devhost_url(emulators: EmulatorEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    log_path: Path = tmp_path_factory.mktemp("devhost") / "devhost.log"
-    env = {**os.environ, **emulators.environment(), "DEVHOST_PORT": str(port), "DEMO_DATA": "0",
-           "DEVHOST_LOG_LEVEL": "WARNING"}
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "devhost"], cwd=ROOT, env=env,
-                                   stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+def devhost_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Everything devhost and the app logged during the session."""
+    return tmp_path_factory.mktemp("devhost") / "devhost.log"
+
+
+@pytest.fixture
+def client_headers() -> dict[str, str]:
+    """Headers as the platform's front end adds them, for a caller of this test's own."""
+    return {"x-forwarded-for": f"198.51.100.{uuid.uuid4().int % 250 + 1}:{uuid.uuid4().int % 60000 + 1024}"}
+
+
+@pytest.fixture(scope="session")
+def devhost_url(emulators: EmulatorEndpoints, devhost_log: Path) -> Iterator[str]:
+    devhost = start_devhost({**emulators.environment(), **E2E_SETTINGS}, devhost_log)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"devhost exited early:\n{log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/api/health", timeout=2).status_code in (200, 503):
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"devhost did not answer:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield url
+        yield devhost.url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        devhost.stop()
