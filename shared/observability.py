@@ -10,7 +10,6 @@ import traceback
 from shared.settings import get_settings
 
 
-
 def quiet_sdk_loggers() -> None:
     """The SDKs log every request's URL and headers at INFO: noise, and item URLs can carry identifiers."""
     for noisy in ("azure.core.pipeline.policies.http_logging_policy", "azure.cosmos", "azure.storage",

@@ -71,7 +71,15 @@ class NimsImportAnswer(ApiModel):
     rejected: list[RecordRejection]
 
 
-class PolicyAnswer(ApiModel):
-    version: int
-    updated_at: dt.datetime | None
-    policy: CampaignPolicy
+class PolicyDocument(CampaignPolicy):
+    """The policy as GET answers and PUT takes it: the brief's shape plus its version.
+
+    A PUT may send back the `version` it read; the change is then refused with 409 if somebody else
+    changed the policy since, so two administrators cannot silently overwrite each other.
+    """
+
+    version: int | None = None
+    updated_at: dt.datetime | None = None
+
+    def policy(self) -> CampaignPolicy:
+        return CampaignPolicy.model_validate(self.model_dump(exclude={"version", "updated_at"}))

@@ -15,10 +15,9 @@ from shared.api.models import (
     HealthAnswer,
     NimsImportAnswer,
     NimsImportRequest,
-    PolicyAnswer,
+    PolicyDocument,
 )
 from shared.api.problems import Problem
-from shared.domain.policy import CampaignPolicy
 
 
 @dataclass(frozen=True)
@@ -41,10 +40,10 @@ OPERATIONS: list[Operation] = [
               request=EligibilityRequest, response=EligibilityAnswer),
     Operation("post", "/api/admin/nims/patients", "Upsert NIMS records, each validated alone", "admin",
               request=NimsImportRequest, response=NimsImportAnswer, staff=True),
-    Operation("get", "/api/admin/policy", "The campaign policy in force", "admin", response=PolicyAnswer,
+    Operation("get", "/api/admin/policy", "The campaign policy in force", "admin", response=PolicyDocument,
               staff=True),
-    Operation("put", "/api/admin/policy", "Replace the campaign policy", "admin", request=CampaignPolicy,
-              response=PolicyAnswer, staff=True),
+    Operation("put", "/api/admin/policy", "Replace the campaign policy", "admin", request=PolicyDocument,
+              response=PolicyDocument, staff=True),
 ]
 
 

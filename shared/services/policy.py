@@ -6,7 +6,7 @@ import asyncio
 import datetime as dt
 
 from shared.domain.policy import DEFAULT_POLICY, CampaignPolicy
-from shared.ports import Clock, PolicyStore, StoredPolicy
+from shared.ports import Clock, PolicyStore, StoredPolicy, VersionConflictError
 
 SHIPPED_DEFAULT = StoredPolicy(policy=DEFAULT_POLICY, version=0, updated_at=None)
 
@@ -41,9 +41,16 @@ class PolicyService:
             assert self._cached is not None
             return self._cached
 
-    async def replace(self, policy: CampaignPolicy, updated_by: str) -> StoredPolicy:
-        """Store the policy as the next version; raises VersionConflictError on a concurrent change."""
+    async def replace(
+        self, policy: CampaignPolicy, updated_by: str, expected_version: int | None = None
+    ) -> StoredPolicy:
+        """Store the policy as the next version; raises VersionConflictError on a concurrent change.
+
+        With `expected_version`, also when the stored version is not the one the caller based its edit on.
+        """
         previous = await self._store.load()
+        if expected_version is not None and expected_version != (previous.version if previous else 0):
+            raise VersionConflictError
         saved = await self._store.save(policy, previous, self._clock.now(), updated_by)
         self._cached, self._read_at = saved, self._clock.now()
         return saved

@@ -148,7 +148,7 @@ def test_closing_a_cohort_takes_effect_within_seconds(devhost_url: str, client_h
     assert check(devhost_url, number, born, client_headers).json()["cohort"] == 11
     closed = DEFAULT_POLICY.model_dump(mode="json", by_alias=True) | {"openCohorts": [1, 2, 3, 4, 5]}
     put = httpx.put(f"{devhost_url}/api/admin/policy", json=closed, headers=ADMIN, timeout=10)
-    assert put.status_code == 200 and put.json()["policy"]["openCohorts"] == [1, 2, 3, 4, 5]
+    assert put.status_code == 200 and put.json()["openCohorts"] == [1, 2, 3, 4, 5]
     deadline = time.monotonic() + 5
     while True:
         body = check(devhost_url, number, born, client_headers).json()
@@ -157,7 +157,15 @@ def test_closing_a_cohort_takes_effect_within_seconds(devhost_url: str, client_h
         time.sleep(0.25)
     assert body["reasons"] == ["COHORT_NOT_OPEN"]
     got = httpx.get(f"{devhost_url}/api/admin/policy", headers=ADMIN, timeout=10).json()
-    assert got["version"] == put.json()["version"] and got["policy"]["openCohorts"] == [1, 2, 3, 4, 5]
+    assert got["version"] == put.json()["version"] and got["openCohorts"] == [1, 2, 3, 4, 5]
+
+
+def test_a_put_based_on_a_stale_version_is_a_conflict(devhost_url: str, default_policy: None) -> None:
+    read = httpx.get(f"{devhost_url}/api/admin/policy", headers=ADMIN, timeout=10).json()
+    first = httpx.put(f"{devhost_url}/api/admin/policy", json=read, headers=ADMIN, timeout=10)
+    assert first.status_code == 200 and first.json()["version"] == read["version"] + 1
+    stale = httpx.put(f"{devhost_url}/api/admin/policy", json=read, headers=ADMIN, timeout=10)
+    assert stale.status_code == 409 and stale.json()["code"] == "CONFLICT"
 
 
 def test_an_invalid_policy_is_422_and_changes_nothing(devhost_url: str) -> None:

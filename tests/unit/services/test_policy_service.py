@@ -44,3 +44,10 @@ async def test_a_concurrent_change_is_a_conflict_not_a_silent_overwrite() -> Non
     await PolicyService(store, clock, 5).replace(DEFAULT_POLICY, "first")
     with pytest.raises(VersionConflictError):
         await store.save(DEFAULT_POLICY, stale, clock.now(), "second")
+
+
+async def test_an_edit_based_on_an_old_version_is_refused() -> None:
+    service = PolicyService(InMemoryPolicyStore(), FakeClock(), 5)
+    await service.replace(DEFAULT_POLICY, "first", expected_version=0)
+    with pytest.raises(VersionConflictError):
+        await service.replace(DEFAULT_POLICY, "second", expected_version=0)

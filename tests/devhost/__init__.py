@@ -1,0 +1,1 @@
+"""Tests of devhost, the local Functions host, against Azurite."""
