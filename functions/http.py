@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from shared.api.problems import FieldError, ProblemError, validation_problem
 from shared.observability import redacted_traceback
 from shared.ports import VersionConflictError
+from shared.services.booking import SagaInterruptedError
 from shared.services.errors import RateLimitedError
 
 log = logging.getLogger("functions.http")
@@ -90,6 +91,10 @@ def endpoint(handler: Handler) -> Handler:
             return problem_response(ProblemError(
                 429, "RATE_LIMITED", "Too many requests", f"Try again in {error.retry_after} seconds",
                 headers={"Retry-After": str(error.retry_after)}))
+        except SagaInterruptedError:
+            return problem_response(ProblemError(503, "TRY_AGAIN", "Please try again",
+                                                 "The booking could not be completed; nothing was booked",
+                                                 headers={"Retry-After": "2"}))
         except VersionConflictError:
             return problem_response(ProblemError(409, "CONFLICT", "Changed by someone else",
                                                  "The resource changed while this request ran; try again"))

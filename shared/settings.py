@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     match_lock_max_failures: int = Field(default=5, validation_alias="MATCH_LOCK_MAX_FAILURES")
     match_lock_minutes: int = Field(default=15, validation_alias="MATCH_LOCK_MINUTES")
 
+    # A booking saga not confirmed within this long is released by the repair timer.
+    booking_saga_timeout_seconds: float = Field(default=120.0, validation_alias="BOOKING_SAGA_TIMEOUT_SECONDS")
+
     def cosmos_ca_path(self) -> str | None:
         """The CA file as an absolute path; relative paths are taken from the project root."""
         if not self.cosmos_ca_cert:

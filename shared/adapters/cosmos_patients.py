@@ -11,12 +11,16 @@ import datetime as dt
 from typing import Any
 
 from azure.cosmos.aio import ContainerProxy
-from azure.cosmos.exceptions import CosmosResourceExistsError, CosmosResourceNotFoundError
+from azure.cosmos.exceptions import (
+    CosmosAccessConditionFailedError,
+    CosmosResourceExistsError,
+    CosmosResourceNotFoundError,
+)
 
 from shared.api.models import NimsPatient
 from shared.domain.throttling import MatchFailures
 from shared.observability import pseudonym
-from shared.ports import PatientLookup
+from shared.ports import DoseClaim, IdempotencyEntry, PatientBookingView, PatientLookup
 
 
 def patient_id(nhs_number: str) -> str:
@@ -43,8 +47,18 @@ def _failures_from_doc(doc: dict[str, Any] | None) -> MatchFailures | None:
 
 
 def booked_doses(doc: dict[str, Any]) -> frozenset[int]:
-    """Doses with an active booking marker on the person's document."""
-    return frozenset(int(dose) for dose, marker in (doc.get("bookings") or {}).items() if marker)
+    """Doses with an active booking marker on the person's document (keys "d1", "d2", ...)."""
+    return frozenset(int(key[1:]) for key, marker in (doc.get("bookings") or {}).items() if marker)
+
+
+def _claims(doc: dict[str, Any]) -> dict[int, DoseClaim]:
+    return {int(key[1:]): DoseClaim(m["ref"], m["homeSiteId"], dt.datetime.fromisoformat(m["at"]))
+            for key, m in (doc.get("bookings") or {}).items() if m}
+
+
+def _idempotency(doc: dict[str, Any]) -> dict[str, IdempotencyEntry]:
+    return {key: IdempotencyEntry(e["ref"], e["bodyHash"], e["homeSiteId"], dt.datetime.fromisoformat(e["at"]))
+            for key, e in (doc.get("idempotency") or {}).items()}
 
 
 class CosmosPatientStore:
@@ -84,7 +98,8 @@ class CosmosPatientStore:
         # Create first: an initial load is all new people, so one request each.
         try:
             await self._container.create_item({"id": doc_id, "nhsNumber": record.nhs_number, "register": register,
-                                               "registerUpdatedAt": now.isoformat(), "bookings": {}})
+                                               "registerUpdatedAt": now.isoformat(), "bookings": {},
+                                               "idempotency": {}, "references": {}})
             return
         except CosmosResourceExistsError:
             pass
@@ -95,3 +110,47 @@ class CosmosPatientStore:
             {"op": "set", "path": "/registerUpdatedAt", "value": now.isoformat()},
             {"op": "set", "path": "/ttl", "value": -1},
         ])
+
+    async def booking_view(self, nhs_number: str) -> PatientBookingView:
+        doc = await self.read(nhs_number)
+        if doc is None:
+            return PatientBookingView(PatientLookup(record=None), {}, {}, {})
+        register = doc.get("register")
+        record = NimsPatient.model_validate({**register, "nhsNumber": nhs_number}) if register else None
+        lookup = PatientLookup(record=record, booked_doses=booked_doses(doc),
+                               failures=_failures_from_doc(doc.get("matchFailures")))
+        return PatientBookingView(lookup, _claims(doc), _idempotency(doc),
+                                  {ref.upper(): site for ref, site in (doc.get("references") or {}).items()})
+
+    async def claim_doses(self, nhs_number: str, doses: list[int], claim: DoseClaim,
+                          idempotency: tuple[str, IdempotencyEntry] | None) -> bool:
+        marker = {"ref": claim.reference, "key": claim.reference.lower(), "homeSiteId": claim.home_site_id,
+                  "at": claim.at.isoformat()}
+        operations: list[dict[str, Any]] = [{"op": "set", "path": f"/bookings/d{dose}", "value": marker}
+                                            for dose in doses]
+        # Every reference the person ever held, so a cancelled booking can still be looked up.
+        operations.append({"op": "set", "path": f"/references/{claim.reference.lower()}", "value": claim.home_site_id})
+        if idempotency is not None:
+            key, entry = idempotency
+            operations.append({"op": "set", "path": f"/idempotency/{key}", "value": {
+                "ref": entry.reference, "bodyHash": entry.body_hash, "homeSiteId": entry.home_site_id,
+                "at": entry.at.isoformat()}})
+        free = " AND ".join(
+            f"(NOT IS_DEFINED(c.bookings.d{dose}) OR c.bookings.d{dose}.key = '{claim.reference.lower()}')"
+            for dose in doses)
+        try:
+            await self._container.patch_item(patient_id(nhs_number), partition_key=nhs_number,
+                                             patch_operations=operations, filter_predicate=f"FROM c WHERE {free}")
+        except CosmosAccessConditionFailedError:
+            return False
+        return True
+
+    async def release_doses(self, nhs_number: str, doses: list[int], reference: str) -> None:
+        for dose in doses:  # one at a time: each marker may belong to a different booking by now
+            try:
+                await self._container.patch_item(
+                    patient_id(nhs_number), partition_key=nhs_number,
+                    patch_operations=[{"op": "remove", "path": f"/bookings/d{dose}"}],
+                    filter_predicate=f"FROM c WHERE c.bookings.d{dose}.key = '{reference.lower()}'")
+            except (CosmosAccessConditionFailedError, CosmosResourceNotFoundError):
+                pass  # somebody else's marker now, or already gone

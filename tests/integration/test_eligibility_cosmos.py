@@ -43,8 +43,9 @@ async def test_reimporting_a_person_keeps_their_booking_markers(provisioned: Emu
     store = app.patient_store
     doc = await store.read(number)
     assert doc is not None
+    marker = {"ref": "X", "key": "x", "homeSiteId": "S", "at": "2026-01-01T00:00:00+00:00"}
     await store._container.patch_item(doc["id"], partition_key=number,
-                                      patch_operations=[{"op": "set", "path": "/bookings/1", "value": {"ref": "X"}}])
+                                      patch_operations=[{"op": "set", "path": "/bookings/d1", "value": marker}])
     await app.register_import.import_records([record(number, flags=["carer"])])
     lookup = await store.lookup(number)
     assert lookup.booked_doses == frozenset({1})

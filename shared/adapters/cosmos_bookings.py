@@ -1,0 +1,205 @@
+"""Booking documents, slot capacity and the site catalogue in Cosmos DB.
+
+Filter predicates use only lower-case names and literals: the local emulator lower-cases the whole
+condition before evaluating it (real Cosmos DB does not), so anything else would not match there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.cosmos.aio import ContainerProxy
+from azure.cosmos.exceptions import (
+    CosmosAccessConditionFailedError,
+    CosmosResourceExistsError,
+    CosmosResourceNotFoundError,
+)
+
+from shared.domain.booking_record import Appointment, BookingRecord
+from shared.domain.sites import Site
+from shared.ports import HoldOutcome, StoredBooking
+
+
+def _hold_key(reference: str) -> str:
+    return f"r{reference.lower()}"
+
+
+def _entry_id(reference: str, appointment: Appointment) -> str:
+    return f"{reference}.{appointment.slot_id}"
+
+
+def _listing(appointment: Appointment, status: str) -> dict[str, Any]:
+    """The fields a day list and the reminder timer read, on the booking document or an entry."""
+    return {
+        "dose": appointment.dose, "slotId": appointment.slot_id, "start": appointment.start.isoformat(),
+        "localDate": appointment.local_date.isoformat(),
+        "product": appointment.product, "siteName": appointment.site_name,
+        "sitePostcode": appointment.site_postcode, "status": status,
+    }
+
+
+def _appointment_status(record: BookingRecord) -> str:
+    return str(record.status)
+
+
+def booking_document(record: BookingRecord) -> dict[str, Any]:
+    embedded = record.embedded()
+    doc: dict[str, Any] = {
+        "id": record.reference, "siteId": record.home_site_id, "type": "booking", "reference": record.reference,
+        "contact": record.contact.model_dump(mode="json"),
+        "bookedAt": (record.confirmed_at or record.created_at).isoformat(),
+        "bookingStatus": str(record.status),
+        "deadlineEpoch": record.deadline.timestamp(),
+        "cleanupPending": record.cleanup is not None,
+        "moveEpoch": record.move.since.timestamp() if record.move else None,
+        "outboxPending": bool(record.outbox),
+        "booking": record.model_dump(mode="json"),
+    }
+    if embedded is not None:
+        doc.update(_listing(embedded, _appointment_status(record)))
+    else:
+        doc["status"] = "moved"  # its appointments are all listed at other sites now
+    return doc
+
+
+class CosmosBookingRecords:
+    def __init__(self, container: ContainerProxy) -> None:
+        self._container = container
+
+    @staticmethod
+    def _stored(doc: dict[str, Any]) -> StoredBooking:
+        return StoredBooking(BookingRecord.model_validate(doc["booking"]), doc["_etag"])
+
+    async def create(self, record: BookingRecord) -> StoredBooking | None:
+        try:
+            doc = await self._container.create_item(booking_document(record))
+        except CosmosResourceExistsError:
+            return None
+        return self._stored(doc)
+
+    async def get(self, reference: str, home_site_id: str) -> StoredBooking | None:
+        try:
+            doc = await self._container.read_item(reference, partition_key=home_site_id)
+        except CosmosResourceNotFoundError:
+            return None
+        return self._stored(doc) if doc.get("type") == "booking" else None
+
+    async def replace(self, stored: StoredBooking, record: BookingRecord) -> StoredBooking | None:
+        try:
+            doc = await self._container.replace_item(
+                record.reference, booking_document(record), etag=stored.etag,
+                match_condition=MatchConditions.IfNotModified)
+        except (CosmosAccessConditionFailedError, CosmosResourceNotFoundError):
+            return None
+        return self._stored(doc)
+
+    async def put_appointment_entry(self, record: BookingRecord, appointment: Appointment) -> None:
+        doc = {"id": _entry_id(record.reference, appointment), "siteId": appointment.site_id, "type": "appointment",
+               "reference": record.reference, "homeSiteId": record.home_site_id,
+               "contact": record.contact.model_dump(mode="json"),
+               "bookedAt": (record.confirmed_at or record.created_at).isoformat(),
+               **_listing(appointment, _appointment_status(record))}
+        await self._container.upsert_item(doc)
+
+    async def retire_appointment_entry(self, reference: str, appointment: Appointment, status: str) -> None:
+        try:
+            await self._container.patch_item(_entry_id(reference, appointment), partition_key=appointment.site_id,
+                                             patch_operations=[{"op": "set", "path": "/status", "value": status}])
+        except CosmosResourceNotFoundError:
+            pass  # never written: nothing to retire
+
+    async def _query(self, query: str, parameters: list[dict[str, Any]]) -> list[StoredBooking]:
+        found = self._container.query_items(query, parameters=parameters)  # cross-partition: a timer's job
+        return [self._stored(doc) async for doc in found]
+
+    async def stuck(self, now: dt.datetime, limit: int) -> list[StoredBooking]:
+        epoch = now.timestamp()
+        pending = await self._query(
+            "SELECT * FROM c WHERE c.type = 'booking' AND c.bookingStatus = 'pending' AND c.deadlineEpoch < @now",
+            [{"name": "@now", "value": epoch}])
+        owing = await self._query(
+            "SELECT * FROM c WHERE c.type = 'booking' AND (c.cleanupPending = true OR "
+            "(IS_NUMBER(c.moveEpoch) AND c.moveEpoch < @old))",
+            [{"name": "@old", "value": epoch - 60}])
+        return (pending + owing)[:limit]
+
+    async def with_unsent_events(self, limit: int) -> list[StoredBooking]:
+        found = await self._query("SELECT * FROM c WHERE c.type = 'booking' AND c.outboxPending = true", [])
+        return found[:limit]
+
+    async def day_list(self, site_id: str, day: dt.date) -> list[dict[str, Any]]:
+        found = self._container.query_items(
+            "SELECT * FROM c WHERE c.siteId = @site AND c.localDate = @day AND c.status = 'confirmed'",
+            parameters=[{"name": "@site", "value": site_id}, {"name": "@day", "value": day.isoformat()}],
+            partition_key=site_id)
+        return [doc async for doc in found]
+
+
+class CosmosSlotHolds:
+    """Each slot counts `booked` against `capacity` and keeps which references hold it."""
+
+    def __init__(self, container: ContainerProxy) -> None:
+        self._container = container
+
+    async def hold(self, slot_id: str, site_id: str, reference: str, now: dt.datetime) -> HoldOutcome:
+        key = _hold_key(reference)
+        try:
+            await self._container.patch_item(
+                slot_id, partition_key=site_id,
+                patch_operations=[{"op": "incr", "path": "/booked", "value": 1},
+                                  {"op": "set", "path": f"/holds/{key}", "value": now.isoformat()}],
+                filter_predicate=f"FROM c WHERE c.booked < c.capacity AND c.status = 'open' "
+                                 f"AND NOT IS_DEFINED(c.holds.{key})")
+            return "held"
+        except CosmosResourceNotFoundError:
+            return "missing"
+        except CosmosAccessConditionFailedError:
+            pass
+        # Refused: full, closed, or this reference already holds it (a repeated step). One read tells.
+        try:
+            slot = await self._container.read_item(slot_id, partition_key=site_id)
+        except CosmosResourceNotFoundError:
+            return "missing"
+        if key in (slot.get("holds") or {}):
+            return "held"
+        return "full" if slot.get("status") == "open" else "missing"
+
+    async def release(self, slot_id: str, site_id: str, reference: str) -> None:
+        key = _hold_key(reference)
+        try:
+            await self._container.patch_item(
+                slot_id, partition_key=site_id,
+                patch_operations=[{"op": "incr", "path": "/booked", "value": -1},
+                                  {"op": "remove", "path": f"/holds/{key}"}],
+                filter_predicate=f"FROM c WHERE IS_DEFINED(c.holds.{key})")
+        except (CosmosAccessConditionFailedError, CosmosResourceNotFoundError):
+            pass  # not held (already released, or never taken): nothing to give back
+
+
+class CosmosSiteCatalog:
+    """Sites change rarely and every booking needs one, so each instance caches them for a minute."""
+
+    def __init__(self, container: ContainerProxy, ttl_seconds: float = 60.0) -> None:
+        self._container = container
+        self._ttl = ttl_seconds
+        self._cache: dict[str, tuple[float, Site | None]] = {}
+        self._lock = asyncio.Lock()
+
+    async def site(self, site_id: str) -> Site | None:
+        cached = self._cache.get(site_id)
+        if cached and time.monotonic() - cached[0] < self._ttl:
+            return cached[1]
+        try:
+            doc = await self._container.read_item(site_id, partition_key=site_id)
+        except CosmosResourceNotFoundError:
+            doc = None
+        site = Site.model_validate(doc["site"]) if doc and doc.get("type") == "site" else None
+        self._cache[site_id] = (time.monotonic(), site)
+        return site
+
+    def forget(self, site_id: str) -> None:
+        self._cache.pop(site_id, None)

@@ -1,0 +1,44 @@
+"""Booking events: what the booking saga's outbox emits and the notification handlers consume."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from shared.api.models import ApiModel
+
+BookingEventType = Literal["BookingConfirmed", "BookingCancelled", "BookingRescheduled"]
+
+
+class EventAppointment(ApiModel):
+    """One appointment as a text or email describes it: no personal data."""
+
+    dose: int
+    slot_id: str
+    site_id: str
+    site_name: str
+    site_postcode: str
+    start: dt.datetime  # aware, UTC; shown in Europe/London
+    product: str
+
+
+class EventContact(ApiModel):
+    mobile: str | None = None  # E.164
+    email: str | None = None
+
+
+class BookingEvent(ApiModel):
+    """One change to a booking. `event_id` is unique and stable: handlers dedupe on it.
+
+    Self-contained so that a handler never reads the booking back (it may have changed since):
+    the appointments as they are after the change, and for a move the ones it replaced.
+    """
+
+    event_id: str
+    type: BookingEventType
+    occurred_at: dt.datetime
+    reference: str
+    booked_at: dt.datetime  # when the booking was first confirmed (the reminder rules use it)
+    appointments: list[EventAppointment]
+    previous_appointments: list[EventAppointment] = []
+    contact: EventContact

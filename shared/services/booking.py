@@ -1,0 +1,427 @@
+"""Booking, lookup, cancel and reschedule: a saga of idempotent steps with deterministic ids.
+
+No step needs a multi-document transaction. The booking document is written first, pending, with a
+deadline: it is the journal a crash leaves behind. Then the person's per-dose claim (conditional patch:
+one active booking per dose), then each slot's place (conditional patch: never more than capacity),
+then the commit: the booking replaced, on its etag, as confirmed, carrying the event it owes and any
+follow-up work. A crash anywhere leaves either a pending booking that the repair timer releases after
+its deadline, or a committed one whose recorded follow-up work the timer finishes. Commit and release
+race on the same etag, so exactly one of them wins.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import logging
+import secrets
+from collections.abc import Callable
+from zoneinfo import ZoneInfo
+
+from shared.api.booking_models import BookingRequest, RequestedAppointment
+from shared.api.problems import FieldError, ProblemError
+from shared.domain.booking import (
+    BookingPlan,
+    BookingRejected,
+    BookingStatus,
+    RejectionCode,
+    RequestedSlot,
+    plan_booking,
+)
+from shared.domain.booking_record import Appointment, BookingRecord, Cleanup, Contact, Move, OutboxEvent, Person
+from shared.domain.eligibility import PatientFacts, ReasonCode, decide_eligibility
+from shared.domain.people import age_on
+from shared.domain.reference import InvalidReferenceError, normalise_reference, reference_from_bytes
+from shared.domain.sites import london_date
+from shared.domain.slots import parse_slot_id
+from shared.domain.throttling import locked_for
+from shared.ports import (
+    BookingRecords,
+    Clock,
+    DoseClaim,
+    IdempotencyEntry,
+    PatientBookingView,
+    PatientClaims,
+    SiteCatalog,
+    SlotHolds,
+    StoredBooking,
+)
+from shared.services.errors import RateLimitedError
+from shared.services.policy import PolicyService
+
+log = logging.getLogger(__name__)
+LONDON = ZoneInfo("Europe/London")
+IDEMPOTENCY_WINDOW = dt.timedelta(hours=24)
+
+# A test seam: called with each step's name as it completes, so tests can stop the saga there (raise)
+# exactly as a process dying between two writes would, without sleeps.
+StepHook = Callable[[str], None]
+
+
+class SagaInterruptedError(Exception):
+    """The saga could not finish in time or lost its booking to the repair timer; nothing was committed."""
+
+
+def _no_hook(step: str) -> None:
+    return None
+
+
+_NOT_FOUND = ProblemError(404, "NOT_FOUND", "Not found", "No booking matches those details")
+
+
+class BookingService:
+    def __init__(self, patients: PatientClaims, records: BookingRecords, holds: SlotHolds, sites: SiteCatalog,
+                 policies: PolicyService, clock: Clock, reference_key: bytes,
+                 saga_timeout: dt.timedelta = dt.timedelta(minutes=2), step_hook: StepHook = _no_hook) -> None:
+        self._patients = patients
+        self._records = records
+        self._holds = holds
+        self._sites = sites
+        self._policies = policies
+        self._clock = clock
+        self._key = reference_key
+        self._timeout = saga_timeout
+        self.step_hook = step_hook
+
+    # ---- booking -------------------------------------------------------------------------------
+
+    async def book(self, request: BookingRequest, idempotency_key: str | None = None) -> BookingRecord:
+        now = self._clock.now()
+        view = await self._patients.booking_view(request.nhs_number)
+        self._verify_person(view, request.date_of_birth, now, refusal=ProblemError(
+            403, "NOT_ELIGIBLE", "Not eligible", "Not eligible to book", ()))
+        body_hash = self._body_hash(request)
+        key_hash = self._idempotency_hash(request.nhs_number, idempotency_key) if idempotency_key else None
+        resuming: str | None = None  # the reference of this same request, interrupted earlier
+        if key_hash is not None and (entry := view.idempotency.get(key_hash)) and now - entry.at < IDEMPOTENCY_WINDOW:
+            if entry.body_hash != body_hash:
+                raise ProblemError(409, "IDEMPOTENCY_KEY_REUSED", "Idempotency-Key reused",
+                                   "This Idempotency-Key was used with a different request")
+            replayed = await self._records.get(entry.reference, entry.home_site_id)
+            if replayed is not None and replayed.record.status in (BookingStatus.CONFIRMED, BookingStatus.CANCELLED):
+                return replayed.record  # the first answer
+            resuming = entry.reference
+        plan = await self._plan(view, request.date_of_birth, request.appointments, now, exclude_reference=resuming)
+        appointments = await self._appointments(plan)
+        assert view.lookup.record is not None
+        patient = view.lookup.record
+        record = BookingRecord(
+            reference="", home_site_id=appointments[0].site_id, status=BookingStatus.PENDING,
+            appointments=appointments,
+            person=Person(nhs_number=patient.nhs_number, given_name=patient.given_name,
+                          family_name=patient.family_name, date_of_birth=patient.date_of_birth),
+            contact=Contact(mobile=request.contact.mobile, email=request.contact.email),
+            created_at=now, deadline=now + self._timeout, body_hash=body_hash)
+        stored = await self._create(record, request.nhs_number, idempotency_key, body_hash)
+        if stored.record.status != BookingStatus.PENDING:
+            return stored.record  # the same request, committed earlier under the same key
+        record = stored.record
+        self.step_hook("created")
+
+        idempotency = (key_hash, IdempotencyEntry(record.reference, body_hash, record.home_site_id, now)) \
+            if key_hash else None
+        claim = DoseClaim(record.reference, record.home_site_id, now)
+        if not await self._patients.claim_doses(request.nhs_number, record.doses(), claim, idempotency):
+            await self._abandon(stored, held=[])
+            raise ProblemError(409, "ALREADY_BOOKED", "Already booked",
+                               "There is already an active booking for this dose")
+        self.step_hook("claimed")
+
+        held: list[Appointment] = []
+        for appointment in record.appointments:
+            outcome = await self._holds.hold(appointment.slot_id, appointment.site_id, record.reference, now)
+            if outcome != "held":
+                await self._abandon(stored, held)
+                if outcome == "full":
+                    raise ProblemError(409, "SLOT_FULL", "Slot full", "That appointment time has just been taken")
+                raise ProblemError(404, "NOT_FOUND", "Not found", "No such appointment slot",
+                                   [FieldError(field="appointments", message="no such slot")])
+            held.append(appointment)
+            self.step_hook(f"held:{appointment.dose}")
+
+        committed = await self._commit(stored, record.model_copy(update={
+            "status": BookingStatus.CONFIRMED, "confirmed_at": now, "version": record.version + 1,
+            "outbox": [OutboxEvent(event_id=f"{record.reference}.{record.version + 1}.confirmed",
+                                   type="BookingConfirmed", occurred_at=now)],
+            "cleanup": Cleanup(put_entries=record.separate_entries(), since=now)
+            if record.separate_entries() else None,
+        }))
+        self.step_hook("confirmed")
+        await self.finish_cleanup(committed)
+        return committed.record
+
+    async def _create(self, record: BookingRecord, nhs_number: str, idempotency_key: str | None,
+                      body_hash: str) -> StoredBooking:
+        """Write the pending booking under a fresh reference (or, with a key, the key's own reference)."""
+        for attempt in range(8):
+            reference = self._reference(nhs_number, idempotency_key, body_hash, attempt)
+            candidate = record.model_copy(update={"reference": reference})
+            stored = await self._records.create(candidate)
+            if stored is not None:
+                return stored
+            existing = await self._records.get(reference, record.home_site_id)
+            if existing is None or not idempotency_key or existing.record.body_hash != body_hash:
+                continue  # a reference clash with another booking: derive another
+            if existing.record.status == BookingStatus.RELEASED:
+                continue  # that attempt failed and gave everything back: try afresh
+            return existing  # the same request, retried after a crash: resume it
+        raise SagaInterruptedError("no free booking reference")
+
+    def _reference(self, nhs_number: str, idempotency_key: str | None, body_hash: str, attempt: int) -> str:
+        if idempotency_key is None:
+            return reference_from_bytes(secrets.token_bytes(16))
+        seed = f"{nhs_number}|{idempotency_key}|{body_hash}|{attempt}".encode()
+        return reference_from_bytes(hmac.new(self._key, seed, hashlib.sha256).digest())
+
+    async def _commit(self, stored: StoredBooking, record: BookingRecord) -> StoredBooking:
+        if self._clock.now() >= stored.record.deadline:
+            await self._abandon(stored, held=stored.record.appointments)
+            raise SagaInterruptedError("the booking took too long and was released")
+        committed = await self._records.replace(stored, record)
+        if committed is None:
+            # The repair timer released it first (the saga outlived its deadline): report failure.
+            raise SagaInterruptedError("the booking was released before it could be confirmed")
+        return committed
+
+    async def _abandon(self, stored: StoredBooking, held: list[Appointment]) -> None:
+        """Give back what this attempt took and mark the booking released (best effort: the timer finishes)."""
+        record = stored.record
+        for appointment in held:
+            await self._holds.release(appointment.slot_id, appointment.site_id, record.reference)
+        await self._patients.release_doses(record.person.nhs_number, record.doses(), record.reference)
+        await self._records.replace(stored, record.model_copy(update={"status": BookingStatus.RELEASED}))
+
+    # ---- lookup, cancel, reschedule ------------------------------------------------------------
+
+    async def lookup(self, reference: str, nhs_number: str, date_of_birth: dt.date) -> BookingRecord:
+        return (await self._find(reference, nhs_number, date_of_birth))[1].record
+
+    async def _find(self, reference: str, nhs_number: str,
+                    date_of_birth: dt.date) -> tuple[PatientBookingView, StoredBooking]:
+        """The person's booking: 404 for any mismatch, never saying which part did not match."""
+        try:
+            reference = normalise_reference(reference)
+        except InvalidReferenceError:
+            raise _NOT_FOUND from None
+        now = self._clock.now()
+        view = await self._patients.booking_view(nhs_number)
+        self._verify_person(view, date_of_birth, now, refusal=_NOT_FOUND)
+        home = view.references.get(reference)
+        stored = await self._records.get(reference, home) if home else None
+        if stored is None or stored.record.status in (BookingStatus.PENDING, BookingStatus.RELEASED):
+            raise _NOT_FOUND
+        return view, stored
+
+    async def cancel(self, reference: str, nhs_number: str, date_of_birth: dt.date) -> BookingRecord:
+        _, stored = await self._find(reference, nhs_number, date_of_birth)
+        record = stored.record
+        if record.status == BookingStatus.CANCELLED:
+            return record  # cancelling twice is harmless
+        now = self._clock.now()
+        cancelled = record.model_copy(update={
+            "status": BookingStatus.CANCELLED, "version": record.version + 1,
+            "outbox": [*record.outbox, OutboxEvent(event_id=f"{record.reference}.{record.version + 1}.cancelled",
+                                                   type="BookingCancelled", occurred_at=now)],
+            "cleanup": Cleanup(release_slots=record.appointments, release_doses=record.doses(),
+                               retire_entries=[(a, "cancelled") for a in record.separate_entries()], since=now),
+        })
+        committed = await self._records.replace(stored, cancelled)
+        if committed is None:
+            raise ProblemError(409, "CONFLICT", "Changed meanwhile", "The booking changed while cancelling; try again")
+        self.step_hook("cancelled")
+        await self.finish_cleanup(committed)
+        return committed.record
+
+    async def reschedule(self, reference: str, nhs_number: str, date_of_birth: dt.date,
+                         requested: list[RequestedAppointment]) -> BookingRecord:
+        view, stored = await self._find(reference, nhs_number, date_of_birth)
+        record = stored.record
+        if record.status != BookingStatus.CONFIRMED:
+            raise ProblemError(409, "NOT_CONFIRMED", "Not active", "Only a confirmed booking can be moved")
+        if record.move is not None:
+            raise ProblemError(409, "CONFLICT", "Already moving", "This booking is being moved; try again shortly")
+        now = self._clock.now()
+        plan = await self._plan(view, date_of_birth, requested, now, exclude_reference=record.reference)
+        new = await self._appointments(plan)
+        if [a.dose for a in new] != record.doses():
+            raise ProblemError(409, "DOSES_DIFFER", "Different doses",
+                               "A reschedule moves the same doses the booking holds")
+        # 1. Record the move before taking anything, so the timer can undo a move a crash interrupts.
+        moving = await self._records.replace(stored, record.model_copy(update={
+            "move": Move(to=new, since=now), "version": record.version + 1}))
+        if moving is None:
+            raise ProblemError(409, "CONFLICT", "Changed meanwhile", "The booking changed; try again")
+        self.step_hook("move-recorded")
+        # 2. Hold every new slot; the old ones stay held until the move commits.
+        old_slots = {a.slot_id for a in record.appointments}
+        taken: list[Appointment] = []
+        for appointment in new:
+            if appointment.slot_id in old_slots:
+                continue
+            outcome = await self._holds.hold(appointment.slot_id, appointment.site_id, record.reference, now)
+            if outcome != "held":
+                for held in taken:
+                    await self._holds.release(held.slot_id, held.site_id, record.reference)
+                await self._records.replace(moving, moving.record.model_copy(update={"move": None}))
+                if outcome == "full":
+                    raise ProblemError(409, "SLOT_FULL", "Slot full", "That appointment time has just been taken")
+                raise ProblemError(404, "NOT_FOUND", "Not found", "No such appointment slot")
+            taken.append(appointment)
+            self.step_hook(f"move-held:{appointment.dose}")
+        # 3. Commit: the new appointments, the event, and the old slots to give back.
+        new_slots = {a.slot_id for a in new}
+        moved = moving.record.model_copy(update={"appointments": new})
+        old_entries = {a.slot_id: a for a in record.separate_entries()}
+        new_entries = {a.slot_id: a for a in moved.separate_entries()}
+        committed = await self._records.replace(moving, moved.model_copy(update={
+            "move": None, "version": moving.record.version + 1,
+            "outbox": [*record.outbox, OutboxEvent(
+                event_id=f"{record.reference}.{moving.record.version + 1}.rescheduled", type="BookingRescheduled",
+                occurred_at=now, previous_appointments=record.appointments)],
+            "cleanup": Cleanup(
+                release_slots=[a for a in record.appointments if a.slot_id not in new_slots],
+                put_entries=list(new_entries.values()),
+                retire_entries=[(a, "moved") for slot, a in old_entries.items() if slot not in new_entries],
+                since=now),
+        }))
+        if committed is None:
+            raise SagaInterruptedError("the move was undone before it could commit")
+        self.step_hook("move-committed")
+        await self.finish_cleanup(committed)
+        return committed.record
+
+    # ---- shared steps -------------------------------------------------------------------------
+
+    def _verify_person(self, view: PatientBookingView, date_of_birth: dt.date, now: dt.datetime,
+                       refusal: ProblemError) -> None:
+        wait = locked_for(view.lookup.failures, now)
+        if wait:
+            raise RateLimitedError(wait)
+        if view.lookup.record is None or view.lookup.record.date_of_birth != date_of_birth:
+            raise refusal
+
+    async def _plan(self, view: PatientBookingView, date_of_birth: dt.date, requested: list[RequestedAppointment],
+                    now: dt.datetime, exclude_reference: str | None) -> BookingPlan:
+        record = view.lookup.record
+        assert record is not None
+        today = now.astimezone(LONDON).date()
+        booked = frozenset(dose for dose, claim in view.claims.items() if claim.reference != exclude_reference)
+        facts = PatientFacts(date_of_birth=date_of_birth, flags=frozenset(record.flags),
+                             vaccinations=tuple(record.vaccinations), booked_doses=booked)
+        policy = (await self._policies.current()).policy
+        decision = decide_eligibility(facts, policy, today)
+        slots: list[RequestedSlot] = []
+        for index, wanted in enumerate(requested):
+            key = parse_slot_id(wanted.slot_id)
+            site = await self._sites.site(key.site_id) if key else None
+            if key is None or site is None:
+                raise ProblemError(404, "NOT_FOUND", "Not found", "No such appointment slot",
+                                   [FieldError(field=f"appointments[{index}].slotId", message="no such slot")])
+            slots.append(RequestedSlot(wanted.slot_id, key.site_id, key.start, key.product, site.products,
+                                       site.age_bands))
+        plan = plan_booking(decision, policy, now=now, age=age_on(date_of_birth, today), requested=slots)
+        if isinstance(plan, BookingRejected):
+            raise _refusal(plan)
+        return plan
+
+    async def _appointments(self, plan: BookingPlan) -> list[Appointment]:
+        result = []
+        for planned in plan.appointments:
+            site = await self._sites.site(planned.site_id)
+            assert site is not None  # _plan found it a moment ago (cached)
+            result.append(Appointment(dose=planned.dose, slot_id=planned.slot_id, site_id=planned.site_id,
+                                      start=planned.start.astimezone(dt.UTC), local_date=london_date(planned.start),
+                                      product=planned.product, site_name=site.name, site_postcode=site.postcode))
+        return result
+
+    async def finish_cleanup(self, stored: StoredBooking) -> StoredBooking:
+        """Do the follow-up work a committed change recorded, then clear it. Every item is idempotent."""
+        cleanup = stored.record.cleanup
+        if cleanup is None:
+            return stored
+        record = stored.record
+        for appointment in cleanup.release_slots:
+            await self._holds.release(appointment.slot_id, appointment.site_id, record.reference)
+        if cleanup.release_doses:
+            await self._patients.release_doses(record.person.nhs_number, cleanup.release_doses, record.reference)
+        for appointment in cleanup.put_entries:
+            await self._records.put_appointment_entry(record, appointment)
+        for appointment, status in cleanup.retire_entries:
+            await self._records.retire_appointment_entry(record.reference, appointment, status)
+        self.step_hook("cleaned")
+        done = await self._records.replace(stored, record.model_copy(update={"cleanup": None}))
+        if done is None:
+            # Changed meanwhile (say the relay cleared the outbox): the work is done, so clear it on the fresh copy.
+            fresh = await self._records.get(record.reference, record.home_site_id)
+            if fresh is not None and fresh.record.cleanup == cleanup:
+                done = await self._records.replace(fresh, fresh.record.model_copy(update={"cleanup": None}))
+            return done or fresh or stored
+        return done
+
+    async def repair(self, limit: int = 100) -> dict[str, int]:
+        """The timer's work: release stuck pending bookings, undo stuck moves, finish owed cleanup."""
+        now = self._clock.now()
+        counts = {"released": 0, "moves_undone": 0, "cleaned": 0}
+        for stored in await self._records.stuck(now, limit):
+            record = stored.record
+            if record.status == BookingStatus.PENDING and record.deadline <= now:
+                released = await self._records.replace(stored, record.model_copy(update={
+                    "status": BookingStatus.RELEASED,
+                    "cleanup": Cleanup(release_slots=record.appointments, release_doses=record.doses(), since=now)}))
+                if released is not None:
+                    await self.finish_cleanup(released)
+                    counts["released"] += 1
+            elif record.move is not None and now - record.move.since > self._timeout:
+                current = {a.slot_id for a in record.appointments}
+                for appointment in record.move.to:
+                    if appointment.slot_id not in current:
+                        await self._holds.release(appointment.slot_id, appointment.site_id, record.reference)
+                if await self._records.replace(stored, record.model_copy(update={"move": None})) is not None:
+                    counts["moves_undone"] += 1
+            elif record.cleanup is not None and now - record.cleanup.since > dt.timedelta(seconds=30):
+                await self.finish_cleanup(stored)
+                counts["cleaned"] += 1
+        if any(counts.values()):
+            log.info("booking repair: %s", counts)
+        return counts
+
+    @staticmethod
+    def _body_hash(request: BookingRequest) -> str:
+        return hashlib.sha256(request.model_dump_json(by_alias=True).encode()).hexdigest()[:32]
+
+    def _idempotency_hash(self, nhs_number: str, key: str) -> str:
+        return "k" + hmac.new(self._key, f"idem|{nhs_number}|{key}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+_STATUS_BY_CODE = {
+    RejectionCode.WRONG_APPOINTMENT_COUNT: 422,
+    RejectionCode.DUPLICATE_SLOT: 422,
+}
+
+
+def _refusal(rejected: BookingRejected) -> ProblemError:
+    field = [FieldError(field=f"appointments[{rejected.appointment}].slotId", message=str(rejected.code))] \
+        if rejected.appointment is not None else []
+    if rejected.code == RejectionCode.NOT_ELIGIBLE:
+        if ReasonCode.ALREADY_BOOKED in rejected.eligibility_reasons:
+            return ProblemError(409, "ALREADY_BOOKED", "Already booked",
+                                "There is already an active booking for this dose")
+        reasons = ", ".join(rejected.eligibility_reasons)
+        return ProblemError(403, "NOT_ELIGIBLE", "Not eligible", f"Not eligible to book: {reasons}")
+    status = _STATUS_BY_CODE.get(rejected.code, 409)
+    return ProblemError(status, str(rejected.code), "Cannot book this appointment",
+                        _REFUSAL_DETAIL.get(rejected.code, "The appointment does not fit the rules"), field)
+
+
+_REFUSAL_DETAIL = {
+    RejectionCode.INTERVAL_TOO_SHORT: "The second appointment is too soon after the first",
+    RejectionCode.INTERVAL_TOO_LONG: "The second appointment is too long after the first",
+    RejectionCode.TOO_EARLY: "The appointment is before the earliest date for this dose",
+    RejectionCode.SLOT_IN_PAST: "The appointment time has passed",
+    RejectionCode.PRODUCT_NOT_ALLOWED: "That vaccine is not one this person may have",
+    RejectionCode.PRODUCT_NOT_OFFERED: "The site no longer offers that vaccine",
+    RejectionCode.AGE_NOT_SERVED: "The site does not vaccinate people of this age",
+    RejectionCode.PRODUCT_MISMATCH: "Both doses must be the same vaccine",
+    RejectionCode.SECOND_DOSE_NOT_ALLOWED: "Only two doses of the primary course can be booked together",
+}

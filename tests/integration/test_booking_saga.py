@@ -1,0 +1,208 @@
+"""The booking saga against the Cosmos emulator: races, crashes, idempotency, request counts."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import pytest
+
+from shared.api.booking_models import BookingRequest
+from shared.api.problems import ProblemError
+from shared.clients import get_clients
+from shared.composition import Services
+from tests.conftest import EmulatorEndpoints
+from tests.integration.booking_world import World
+from tests.unit.services.fakes import FakeClock
+
+pytestmark = pytest.mark.integration
+
+SOON = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0) + dt.timedelta(days=3, hours=2)
+
+
+class SimulatedCrash(Exception):
+    pass
+
+
+@pytest.fixture
+async def world(provisioned: EmulatorEndpoints) -> World:
+    clock = FakeClock(dt.datetime.now(dt.UTC))
+    world = World(Services(get_clients(), clock))
+    await world.site()
+    return world
+
+
+def request(number: str, *slots: str, born: str = "1960-05-05", mobile: str | None = None) -> BookingRequest:
+    return BookingRequest.model_validate({"nhsNumber": number, "dateOfBirth": born, "contact": {"mobile": mobile},
+                                          "appointments": [{"slotId": s} for s in slots]})
+
+
+async def outcome(world: World, body: BookingRequest, key: str | None = None) -> str:
+    try:
+        return (await world.app.bookings.book(body, key)).reference
+    except ProblemError as refused:
+        return refused.problem.code
+
+
+async def test_last_places_go_to_exactly_capacity_of_a_hundred_concurrent_bookers(world: World) -> None:
+    slot = await world.slot(SOON, capacity=10)
+    numbers = await world.people(100)
+    results = await asyncio.gather(*(outcome(world, request(n, slot)) for n in numbers))
+    assert sum(r == "SLOT_FULL" for r in results) == 90
+    assert len({r for r in results if r != "SLOT_FULL"}) == 10
+    assert (await world.slot_doc(slot))["booked"] == 10
+    await world.check_invariants([slot], numbers)
+
+
+async def test_one_person_ten_concurrent_attempts_make_exactly_one_booking(world: World) -> None:
+    slots = [await world.slot(SOON + dt.timedelta(minutes=10 * i), capacity=5) for i in range(10)]
+    [number] = await world.people(1)
+    results = await asyncio.gather(*(outcome(world, request(number, s)) for s in slots))
+    assert sorted(r for r in results if r == "ALREADY_BOOKED") == ["ALREADY_BOOKED"] * 9
+    assert sum(len(r) == 9 for r in results) == 1
+    assert sum([(await world.slot_doc(s))["booked"] for s in slots]) == 1
+    await world.check_invariants(slots, [number])
+
+
+@pytest.mark.parametrize("crash_after", ["created", "claimed", "held:1", "held:2", "confirmed", "cleaned"])
+async def test_a_crash_after_any_step_is_repaired_with_nothing_lost_or_leaked(world: World, crash_after: str) -> None:
+    other_site = await world.site(f"{world.site_id}b", name="Second Site")
+    first = await world.slot(SOON, capacity=3)
+    second = await world.slot(SOON + dt.timedelta(days=60), capacity=3, site_id=other_site)
+    [number] = await world.people(1)
+
+    def crash(step: str) -> None:
+        if step == crash_after:
+            raise SimulatedCrash(step)
+
+    world.app.bookings.step_hook = crash
+    with pytest.raises(SimulatedCrash):
+        await world.app.bookings.book(request(number, first, second))
+    world.app.bookings.step_hook = lambda step: None
+
+    assert isinstance(world.app.clock, FakeClock)
+    world.app.clock.advance(minutes=5)  # past the saga's deadline and the cleanup grace period
+    await world.app.bookings.repair()
+
+    view = await world.app.patient_store.booking_view(number)
+    committed = crash_after in ("confirmed", "cleaned")
+    first_doc = await world.slot_doc(first)
+    second_doc = await world.slot_doc(second, other_site)
+    assert first_doc["booked"] == second_doc["booked"] == (1 if committed else 0)
+    assert sorted(view.claims) == ([1, 2] if committed else [])
+    if committed:
+        record = await world.booking(view.claims[1].reference)
+        assert record is not None and record.status == "confirmed" and record.cleanup is None
+        entries = await world.app.booking_records.day_list(other_site, second_doc["localDate"] and
+                                                           dt.date.fromisoformat(second_doc["localDate"]))
+        assert [e["reference"] for e in entries] == [record.reference]  # the second site lists its appointment
+    # Capacity and markers came back, so the person can book again.
+    assert len(await outcome(world, request(number, first))) == 9 or committed
+
+
+async def test_a_replay_with_the_same_key_returns_the_first_booking(world: World) -> None:
+    slot = await world.slot(SOON, capacity=5)
+    [number] = await world.people(1)
+    first = await world.app.bookings.book(request(number, slot), "key-1")
+    again = await world.app.bookings.book(request(number, slot), "key-1")
+    assert again.reference == first.reference
+    assert (await world.slot_doc(slot))["booked"] == 1
+
+
+async def test_the_same_key_with_another_body_is_a_conflict(world: World) -> None:
+    slot = await world.slot(SOON, capacity=5)
+    other = await world.slot(SOON + dt.timedelta(hours=1), capacity=5)
+    [number] = await world.people(1)
+    await world.app.bookings.book(request(number, slot), "key-2")
+    assert await outcome(world, request(number, other), "key-2") == "IDEMPOTENCY_KEY_REUSED"
+
+
+async def test_a_replay_after_a_crash_completes_the_same_booking(world: World) -> None:
+    slot = await world.slot(SOON, capacity=5)
+    [number] = await world.people(1)
+
+    def crash(step: str) -> None:
+        if step == "held:1":
+            raise SimulatedCrash(step)
+
+    world.app.bookings.step_hook = crash
+    with pytest.raises(SimulatedCrash):
+        await world.app.bookings.book(request(number, slot), "retry-me")
+    world.app.bookings.step_hook = lambda step: None
+    record = await world.app.bookings.book(request(number, slot), "retry-me")
+    assert record.status == "confirmed"
+    assert (await world.slot_doc(slot))["booked"] == 1
+    await world.check_invariants([slot], [number])
+
+
+async def test_a_single_dose_booking_costs_at_most_five_cosmos_requests(world: World) -> None:
+    slot = await world.slot(SOON, capacity=5)
+    numbers = await world.people(2)
+    await world.app.bookings.book(request(numbers[0], slot))  # warm the policy, the site cache, SDK metadata
+    counter = world.app.clients.cosmos_requests
+    counter.reset()
+    await world.app.bookings.book(request(numbers[1], slot))
+    assert counter.total <= 5, dict(counter.by_kind)
+
+
+async def test_cancel_gives_the_place_back_and_lookup_still_finds_it(world: World) -> None:
+    slot = await world.slot(SOON, capacity=1)
+    first, second = await world.people(2)
+    booking = await world.app.bookings.book(request(first, slot))
+    assert await outcome(world, request(second, slot)) == "SLOT_FULL"
+    cancelled = await world.app.bookings.cancel(booking.reference, first, dt.date(1960, 5, 5))
+    assert cancelled.status == "cancelled"
+    assert (await world.app.bookings.lookup(booking.reference, first, dt.date(1960, 5, 5))).status == "cancelled"
+    assert len(await outcome(world, request(second, slot))) == 9
+    await world.check_invariants([slot], [first, second])
+
+
+async def test_lookup_with_any_mismatch_is_not_found(world: World) -> None:
+    slot = await world.slot(SOON, capacity=2)
+    first, second = await world.people(2)
+    booking = await world.app.bookings.book(request(first, slot))
+    for reference, number, born in [(booking.reference, first, dt.date(1960, 5, 6)),
+                                    (booking.reference, second, dt.date(1960, 5, 5)),
+                                    ("BCDFGHJKM", first, dt.date(1960, 5, 5))]:
+        with pytest.raises(ProblemError) as refused:
+            await world.app.bookings.lookup(reference, number, born)
+        assert refused.value.problem.status == 404
+
+
+async def test_reschedule_moves_in_one_step_and_a_full_target_changes_nothing(world: World) -> None:
+    old = await world.slot(SOON, capacity=2)
+    new = await world.slot(SOON + dt.timedelta(days=1), capacity=2)
+    full = await world.slot(SOON + dt.timedelta(days=2), capacity=1)
+    first, second = await world.people(2)
+    await world.app.bookings.book(request(second, full))
+    booking = await world.app.bookings.book(request(first, old))
+    with pytest.raises(ProblemError) as refused:
+        await world.app.bookings.reschedule(booking.reference, first, dt.date(1960, 5, 5),
+                                            request(first, full).appointments)
+    assert refused.value.problem.code == "SLOT_FULL"
+    assert (await world.slot_doc(old))["booked"] == 1
+    moved = await world.app.bookings.reschedule(booking.reference, first, dt.date(1960, 5, 5),
+                                                request(first, new).appointments)
+    assert [a.slot_id for a in moved.appointments] == [new]
+    assert (await world.slot_doc(old))["booked"] == 0 and (await world.slot_doc(new))["booked"] == 1
+    await world.check_invariants([old, new, full], [first, second])
+
+
+async def test_every_committed_change_emits_exactly_one_event(world: World) -> None:
+    slot = await world.slot(SOON, capacity=2)
+    [number] = await world.people(1)
+    booking = await world.app.bookings.book(request(number, slot, mobile="07700 900001"))
+    await world.app.bookings.cancel(booking.reference, number, dt.date(1960, 5, 5))
+    sent: list[str] = []
+
+    class Recorder:
+        async def publish(self, event: object) -> None:
+            sent.append(event.event_id)  # type: ignore[attr-defined]
+
+    from shared.services.outbox import OutboxRelay
+
+    relay = OutboxRelay(world.app.booking_records, Recorder())
+    await relay.relay()
+    await relay.relay()
+    mine = [e for e in sent if e.startswith(booking.reference)]
+    assert [e.rsplit(".", 1)[1] for e in mine] == ["confirmed", "cancelled"]
