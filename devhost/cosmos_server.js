@@ -20,6 +20,44 @@ readDocument.default = (account, req, res, params) => {
   }
 };
 
+// A conditional patch ("filter predicate") is evaluated by real Cosmos DB against the one addressed
+// document. The emulator lower-cases the whole condition (so case-sensitive names and literals never
+// match) and runs it as a query over every document in the container, so each patch costs time in
+// proportion to the container's size and a big container serialises everything behind it. Evaluate
+// the condition against the addressed document, as written; the patch itself is the emulator's own.
+// Node runs this handler to completion before the next request, so check-then-patch stays atomic.
+const path = require("path");
+const patchOperations = require("@vercel/cosmosdb-server/lib/handler/_patch-operations");
+const { parsePartitionKey } = require("@vercel/cosmosdb-server/lib/utils/get-partition-from-header");
+const cosmosQuery = require(require.resolve("@zeit/cosmosdb-query", {
+  paths: [path.dirname(require.resolve("@vercel/cosmosdb-server"))],
+})).default;
+const originalPatch = patchOperations.patchOperation;
+patchOperations.patchOperation = (collection, input) => {
+  if (!input.condition) {
+    return originalPatch(collection, input);
+  }
+  const document = collection.document(input.id, parsePartitionKey(input.partitionKey, input.id)).read();
+  if (!document) {
+    return { statusCode: 404, body: { code: "NotFound", message: "Entity with the specified id does not exist." } };
+  }
+  const clause = /^\s*from\s+(\w+)\s+where\s+([\s\S]*)$/i.exec(input.condition);
+  const sql = clause ? `SELECT * FROM ${clause[1]} WHERE ${clause[2]}` : `SELECT * FROM c ${input.condition}`;
+  let matches;
+  try {
+    matches = cosmosQuery(sql).exec([document], { parameters: [] }).result.length > 0;
+  } catch (error) {
+    return { statusCode: 400, body: { code: "BadRequest", message: "Invalid condition in patch request." } };
+  }
+  if (!matches) {
+    return {
+      statusCode: 412,
+      body: { code: "PreconditionFailed", message: "Condition specified in the patch request is not satisfied." },
+    };
+  }
+  return originalPatch(collection, { ...input, condition: undefined });
+};
+
 const { createHttpsServer } = require("@vercel/cosmosdb-server");
 
 const [host, port, certPath, keyPath] = process.argv.slice(2);
