@@ -43,8 +43,8 @@ def session(day: dt.date = dt.date(2021, 6, 15), start: str = "09:00", end: str 
     return Session.model_validate(body)
 
 
-def utc(*args: int) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=dt.UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> dt.datetime:
+    return dt.datetime(year, month, day, hour, minute, tzinfo=dt.UTC)
 
 
 def london_wall_times(slots: tuple[Slot, ...]) -> list[str]:
