@@ -10,8 +10,12 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from devhost import emulators as emu
+
+if TYPE_CHECKING:
+    from devhost.runtime import FunctionHost
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE = ROOT / ".devhost"
@@ -56,7 +60,46 @@ def start_missing_emulators(running: emu.Emulators) -> None:
             os.environ.setdefault("COSMOS_CA_CERT", str(ca))
 
 
-async def serve(port: int) -> None:
+# devhost's ACS stand-in key when no setting names one: a development value, not a secret.
+DEV_ACS_KEY = "ZGV2aG9zdC1hY3MtbG9jYWwtZGV2ZWxvcG1lbnQtb25seQ=="
+
+
+def point_acs_at_devhost(port: int) -> bool:
+    """Aim ACS_CONNECTION_STRING at devhost's own ACS stand-in; whether devhost should serve one.
+
+    Unset (and no ACS_ENDPOINT), it is set to this port. A loopback http endpoint means the stand-in,
+    so its port follows devhost's (the example settings say 7071; tests and DEVHOST_PORT use others).
+    Anything else is a real ACS resource and is left alone.
+    """
+    from urllib.parse import urlsplit
+
+    from shared.adapters.acs_sms import parse_connection_string
+
+    value = os.environ.get("ACS_CONNECTION_STRING")
+    if value is None:
+        if os.environ.get("ACS_ENDPOINT"):
+            return False
+        key = DEV_ACS_KEY
+    else:
+        endpoint, key = parse_connection_string(value)
+        parts = urlsplit(endpoint)
+        if parts.scheme != "http" or parts.hostname not in ("127.0.0.1", "localhost"):
+            return False
+    os.environ["ACS_CONNECTION_STRING"] = f"endpoint=http://127.0.0.1:{port}/;accesskey={key}"
+    return True
+
+
+def add_acs_stand_in(host: FunctionHost) -> None:
+    """Serve ACS SMS and email beside the functions, checking requests with the app's own key."""
+    from devhost.acs_email import EmailStandIn
+    from devhost.acs_sms import SmsStandIn, access_key
+
+    key = access_key(os.environ["ACS_CONNECTION_STRING"])
+    for method, path, handler in (*SmsStandIn(key).routes(), *EmailStandIn(key).routes()):
+        host.add_dev_route(method, path, handler)
+
+
+async def serve(port: int, acs_stand_in: bool = False) -> None:
     from devhost.runtime import FunctionHost
     from shared.adapters.provisioning import provision
     from shared.clients import close_clients, get_clients
@@ -67,6 +110,8 @@ async def serve(port: int) -> None:
 
     host_json = json.loads((ROOT / "host.json").read_text())
     host = FunctionHost(app, host_json, os.environ.get("AzureWebJobsStorage"), port)
+    if acs_stand_in:
+        add_acs_stand_in(host)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -81,6 +126,8 @@ async def serve(port: int) -> None:
     print(f"devhost ready: http://127.0.0.1:{port}/api/health", flush=True)
     print(f"  OpenAPI:     http://127.0.0.1:{port}/api/openapi.json", flush=True)
     print(f"  staff login: http://127.0.0.1:{port}/dev/signin?roles=NationalAdmin", flush=True)
+    if acs_stand_in:
+        print(f"  texts sent:  http://127.0.0.1:{port}/dev/sms (emails: /dev/email)", flush=True)
     try:
         await stop.wait()
     finally:
@@ -97,11 +144,12 @@ def main() -> None:
     settings_file = load_local_settings()
     log.info("settings from %s", settings_file.name if settings_file else "the environment only")
     port = int(os.environ.get("DEVHOST_PORT", "7071"))
+    acs_stand_in = point_acs_at_devhost(port)
     running = emu.Emulators()
     try:
         start_missing_emulators(running)
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve(port))
+            asyncio.run(serve(port, acs_stand_in))
     finally:
         running.stop()
 

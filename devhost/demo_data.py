@@ -137,6 +137,12 @@ async def load_demo_data() -> None:
         return
     seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
     log.info("demo data: %d synthetic people imported in %.0f s", imported, seconds)
+    try:
+        from devhost.demo_sites import load_demo_sites
+
+        await load_demo_sites()  # logs its own figures
+    except Exception as error:
+        log.error("demo sites failed to load:\n%s", redacted_traceback(error))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,10 @@ from shared.observability import quiet_sdk_loggers
 from shared.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    from azure.communication.email.aio import EmailClient
+    from azure.communication.sms.aio import SmsClient
     from azure.core.credentials_async import AsyncTokenCredential
+    from azure.servicebus.aio import ServiceBusClient
 
 
 quiet_sdk_loggers()
@@ -76,6 +79,11 @@ class Clients:
     _sessions: list[aiohttp.ClientSession] = field(default_factory=list)
     cosmos_requests: RequestCounter = field(default_factory=RequestCounter)
     storage_requests: RequestCounter = field(default_factory=RequestCounter)
+    # Notifications: ACS SMS and email, Service Bus (MESSAGING=servicebus), closed with the rest.
+    _sms: SmsClient | None = None
+    _email: EmailClient | None = None
+    _servicebus: ServiceBusClient | None = None
+    acs_requests: RequestCounter = field(default_factory=RequestCounter)
 
     def credential(self) -> AsyncTokenCredential:
         if self._credential is None:
@@ -140,7 +148,60 @@ class Clients:
                 raise RuntimeError("No storage setting: set AzureWebJobsStorage or its __blobServiceUri")
         return self._blobs
 
+    def _acs_target(self) -> tuple[str, Any]:
+        s = self.settings
+        if s.acs_connection_string:
+            from azure.core.credentials import AzureKeyCredential
+
+            from shared.adapters.acs_sms import parse_connection_string
+
+            endpoint, key = parse_connection_string(s.acs_connection_string)
+            return endpoint, AzureKeyCredential(key)
+        if s.acs_endpoint:
+            return s.acs_endpoint, self.credential()
+        raise RuntimeError("No ACS setting: set ACS_CONNECTION_STRING or ACS_ENDPOINT")
+
+    def sms(self) -> SmsClient:
+        """The aio SmsClient. Retries are off: the notification service retries, within its send rate."""
+        if self._sms is None:
+            from azure.communication.sms.aio import SmsClient
+
+            from shared.adapters.acs_sms import RepeatabilityPolicy
+
+            endpoint, credential = self._acs_target()
+            self._sms = SmsClient(endpoint, credential, transport=self._transport(self.acs_requests),
+                                  per_call_policies=[RepeatabilityPolicy()], retry_total=0)
+        return self._sms
+
+    def email(self) -> EmailClient:
+        """The aio EmailClient, on the same ACS resource as SMS."""
+        if self._email is None:
+            from azure.communication.email.aio import EmailClient
+
+            endpoint, credential = self._acs_target()
+            self._email = EmailClient(endpoint, credential, transport=self._transport(self.acs_requests),
+                                      retry_total=0)
+        return self._email
+
+    def servicebus(self) -> ServiceBusClient:
+        """The aio ServiceBusClient for MESSAGING=servicebus: a connection string, or the namespace and identity."""
+        if self._servicebus is None:
+            from azure.servicebus.aio import ServiceBusClient
+
+            s = self.settings
+            if s.servicebus_connection:
+                self._servicebus = ServiceBusClient.from_connection_string(s.servicebus_connection)
+            elif s.servicebus_namespace:
+                self._servicebus = ServiceBusClient(s.servicebus_namespace, self.credential())
+            else:
+                raise RuntimeError("MESSAGING=servicebus needs SERVICEBUS_CONNECTION or its __fullyQualifiedNamespace")
+        return self._servicebus
+
     async def close(self) -> None:
+        for extra in (self._sms, self._email, self._servicebus):
+            if extra is not None:
+                await extra.close()
+        self._sms = self._email = self._servicebus = None
         for client in (self._cosmos, self._queues, self._blobs, self._credential):
             if client is not None:
                 await client.close()

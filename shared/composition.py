@@ -14,18 +14,34 @@ from shared.adapters.clock import SystemClock
 from shared.adapters.cosmos_bookings import CosmosBookingRecords, CosmosSiteCatalog, CosmosSlotHolds
 from shared.adapters.cosmos_config import CosmosPolicyStore
 from shared.adapters.cosmos_patients import CosmosPatientStore
+from shared.adapters.cosmos_sites import CosmosIdempotencyKeys, CosmosSiteStore, CosmosStaffDirectory
+from shared.adapters.postcode_lookup import OfflinePostcodeLocator
 from shared.adapters.probes import CosmosProbe, StorageProbe
 from shared.adapters.queue_events import QueueEventPublisher
+from shared.adapters.waiting_room_cosmos import CosmosWaitingRoomStore
+from shared.adapters.waiting_room_queue import StorageQueueJoinPublisher
 from shared.clients import Clients, get_clients
 from shared.domain.throttling import MatchLockRule
+from shared.domain.waiting_room import ClaimSigner
 from shared.ports import Clock
 from shared.services.booking import BookingService
 from shared.services.eligibility import EligibilityService
 from shared.services.health import HealthService
+from shared.services.notifications import NotificationService
 from shared.services.outbox import OutboxRelay
 from shared.services.policy import PolicyService
 from shared.services.register_import import RegisterImportService
+from shared.services.sites import (
+    BookingCancellationUnavailable,
+    NextAvailableDates,
+    SiteAdminService,
+    SiteAppointmentsService,
+    SiteIndex,
+    SiteSearchService,
+    StaffAccess,
+)
 from shared.services.throttle import ClientThrottle
+from shared.services.waiting_room import AdmissionTimer, JoinRecorder, WaitingRoomService
 
 
 class Services:
@@ -82,6 +98,105 @@ class Services:
     @cached_property
     def outbox(self) -> OutboxRelay:
         return OutboxRelay(self.booking_records, QueueEventPublisher(self.clients))
+
+    # Waiting room: the citizen routes and the admission gate, the joins queue, the admission timer.
+
+    def _waiting_room_store(self) -> CosmosWaitingRoomStore:
+        return CosmosWaitingRoomStore(self._container(resources.CONFIG), self._container(resources.WAITING_ROOM))
+
+    @cached_property
+    def waiting_room(self) -> WaitingRoomService:
+        s = self.settings
+        previous = (s.waiting_room_previous_signing_key.encode(),) if s.waiting_room_previous_signing_key else ()
+        return WaitingRoomService(
+            self._waiting_room_store(), StorageQueueJoinPublisher(self.clients), self.clock,
+            ClaimSigner(s.waiting_room_signing_key.encode(), previous),
+            refresh_seconds=s.waiting_room_refresh_seconds,
+            token_ttl=dt.timedelta(minutes=s.waiting_room_token_minutes),
+            ticket_ttl=dt.timedelta(hours=s.waiting_room_ticket_hours),
+            report_seconds=s.waiting_room_report_seconds, join_batch_seconds=s.waiting_room_join_batch_ms / 1000,
+            throttle=ClientThrottle(s.waiting_room_join_burst, s.waiting_room_join_per_second))
+
+    @cached_property
+    def waiting_room_joins(self) -> JoinRecorder:
+        return JoinRecorder(self._waiting_room_store(), self.clock)
+
+    @cached_property
+    def waiting_room_admission(self) -> AdmissionTimer:
+        return AdmissionTimer(self._waiting_room_store(), self.clock)
+
+    # Notifications: texts and emails for booking events and reminders (docs/notifications.md).
+
+    @cached_property
+    def notifications(self) -> NotificationService:
+        from shared.adapters.acs_sms import AcsEmailSender, AcsSmsSender
+        from shared.adapters.cosmos_deliveries import (
+            CosmosAppointmentListing,
+            CosmosDeliveryStore,
+            CosmosOptOutStore,
+            CosmosReminderScans,
+            ServiceBusReminderQueue,
+            StorageReminderQueue,
+        )
+        from shared.ports import ReminderQueue
+        from shared.services.notifications import NotificationConfig, SendRate
+
+        s = self.settings
+        deliveries = self._container(resources.DELIVERIES)
+        queue: ReminderQueue = (
+            ServiceBusReminderQueue(self.clients.servicebus(), resources.QUEUE_REMINDERS)
+            if s.messaging == "servicebus" else StorageReminderQueue(self.clients.queues(), resources.QUEUE_REMINDERS))
+        config = NotificationConfig(
+            site_url=s.booking_site_url, email_enabled=s.email_from is not None, attempts=s.send_attempts,
+            retry_base_seconds=s.send_retry_base_seconds, retry_max_seconds=s.send_retry_max_seconds,
+            repeatability_window=dt.timedelta(seconds=s.acs_repeatability_window_seconds))
+        return NotificationService(
+            CosmosDeliveryStore(deliveries), CosmosOptOutStore(deliveries),
+            AcsSmsSender(self.clients.sms(), s.sms_from),
+            AcsEmailSender(self.clients.email(), s.email_from) if s.email_from else None,
+            CosmosAppointmentListing(self._container(resources.BOOKINGS)), queue, CosmosReminderScans(deliveries),
+            self.clock, config,
+            {"sms": SendRate(s.sms_sends_per_minute), "email": SendRate(s.email_sends_per_minute)})
+
+    # Sites: registration, sessions and slots, search, staff assignments, the day list (docs/sites.md).
+
+    @cached_property
+    def site_store(self) -> CosmosSiteStore:
+        return CosmosSiteStore(self._container(resources.SITES), self.settings.slot_write_concurrency)
+
+    @cached_property
+    def site_index(self) -> SiteIndex:
+        return SiteIndex(self.site_store, self.settings.site_index_refresh_seconds)
+
+    @cached_property
+    def site_availability(self) -> NextAvailableDates:
+        return NextAvailableDates(self.site_store, self.settings.site_availability_seconds)
+
+    @cached_property
+    def postcode_locator(self) -> OfflinePostcodeLocator:
+        return OfflinePostcodeLocator()
+
+    @cached_property
+    def staff_access(self) -> StaffAccess:
+        return StaffAccess(CosmosStaffDirectory(self._container(resources.CONFIG)), self.site_index, self.clock)
+
+    @cached_property
+    def site_admin(self) -> SiteAdminService:
+        # The booking service does not cancel bookings by slot yet: until it does, cancelling a session
+        # together with its bookings fails (a session without bookings cancels as usual).
+        return SiteAdminService(
+            self.site_store, self.site_index, self.site_availability, self.staff_access, self.postcode_locator,
+            self.policy, CosmosIdempotencyKeys(self._container(resources.CONFIG)), BookingCancellationUnavailable(),
+            self.clock)
+
+    @cached_property
+    def site_search(self) -> SiteSearchService:
+        return SiteSearchService(self.site_store, self.site_index, self.site_availability, self.postcode_locator,
+                                 self.clock)
+
+    @cached_property
+    def site_appointments(self) -> SiteAppointmentsService:
+        return SiteAppointmentsService(self.booking_records, self.site_index, self.staff_access, self.clock)
 
 
 _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Services] = weakref.WeakKeyDictionary()

@@ -61,6 +61,54 @@ class Settings(BaseSettings):
     # A booking saga not confirmed within this long is released by the repair timer.
     booking_saga_timeout_seconds: float = Field(default=120.0, validation_alias="BOOKING_SAGA_TIMEOUT_SECONDS")
 
+    # Waiting room. The signing key signs tickets and admission tokens: a Key Vault reference app
+    # setting in Azure. The previous key still verifies during a rotation; it never signs.
+    waiting_room_signing_key: str = Field(default="local-development-only", repr=False,
+                                          validation_alias="WAITING_ROOM_SIGNING_KEY")
+    waiting_room_previous_signing_key: str | None = Field(default=None, repr=False,
+                                                          validation_alias="WAITING_ROOM_PREVIOUS_SIGNING_KEY")
+
+    # Notifications (docs/notifications.md). ACS: a connection string locally (devhost's stand-in);
+    # the endpoint plus managed identity in Azure, no key.
+    acs_connection_string: str | None = Field(default=None, repr=False, validation_alias="ACS_CONNECTION_STRING")
+    acs_endpoint: str | None = Field(default=None, validation_alias="ACS_ENDPOINT")
+    sms_from: str = Field(default="VaxBooking", validation_alias="SMS_FROM")
+    # Unset: no emails are sent.
+    email_from: str | None = Field(default=None, validation_alias="EMAIL_FROM")
+    # Where people cancel or change a booking; texts point at <url>/manage.
+    booking_site_url: str = Field(default="http://127.0.0.1:7071", validation_alias="BOOKING_SITE_URL")
+    # Per instance: the account's ACS limit divided by the most instances the app may scale to.
+    sms_sends_per_minute: float = Field(default=600.0, validation_alias="SMS_SENDS_PER_MINUTE")
+    email_sends_per_minute: float = Field(default=600.0, validation_alias="EMAIL_SENDS_PER_MINUTE")
+    # Tries within one invocation before the message goes back on the queue, and their backoff.
+    send_attempts: int = Field(default=4, ge=1, validation_alias="SEND_ATTEMPTS")
+    send_retry_base_seconds: float = Field(default=1.0, validation_alias="SEND_RETRY_BASE_SECONDS")
+    send_retry_max_seconds: float = Field(default=30.0, validation_alias="SEND_RETRY_MAX_SECONDS")
+    # ACS remembers a repeatable request for 5 minutes; a resend is trusted to dedupe only within this.
+    acs_repeatability_window_seconds: float = Field(default=240.0,
+                                                    validation_alias="ACS_REPEATABILITY_WINDOW_SECONDS")
+    # MESSAGING=servicebus: a connection string, or the namespace for managed identity.
+    servicebus_connection: str | None = Field(default=None, repr=False, validation_alias="SERVICEBUS_CONNECTION")
+    servicebus_namespace: str | None = Field(
+        default=None, validation_alias="SERVICEBUS_CONNECTION__fullyQualifiedNamespace")
+
+    # How stale an instance's view of the settings and of admission progress may be.
+    waiting_room_refresh_seconds: float = Field(default=2.0, validation_alias="WAITING_ROOM_REFRESH_SECONDS")
+    waiting_room_token_minutes: float = Field(default=10.0, validation_alias="WAITING_ROOM_TOKEN_MINUTES")
+    waiting_room_ticket_hours: float = Field(default=12.0, validation_alias="WAITING_ROOM_TICKET_HOURS")
+    # How often an instance writes the polls it saw near the front (one write per instance, not per poll).
+    waiting_room_report_seconds: float = Field(default=5.0, validation_alias="WAITING_ROOM_REPORT_SECONDS")
+    # Joins arriving together on one instance share a queue message; this is how long one waits for company.
+    waiting_room_join_batch_ms: float = Field(default=20.0, validation_alias="WAITING_ROOM_JOIN_BATCH_MS")
+    waiting_room_join_burst: int = Field(default=20, validation_alias="WAITING_ROOM_JOIN_BURST")
+    waiting_room_join_per_second: float = Field(default=0.5, validation_alias="WAITING_ROOM_JOIN_PER_SECOND")
+
+    # Sites (docs/sites.md): how often each instance re-reads the whole site list for search, how long
+    # it reuses a site's next available date, and how many slot documents it writes at once.
+    site_index_refresh_seconds: float = Field(default=60.0, validation_alias="SITE_INDEX_REFRESH_SECONDS")
+    site_availability_seconds: float = Field(default=60.0, validation_alias="SITE_AVAILABILITY_SECONDS")
+    slot_write_concurrency: int = Field(default=16, ge=1, validation_alias="SLOT_WRITE_CONCURRENCY")
+
     def cosmos_ca_path(self) -> str | None:
         """The CA file as an absolute path; relative paths are taken from the project root."""
         if not self.cosmos_ca_cert:

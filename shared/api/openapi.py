@@ -18,6 +18,13 @@ from shared.api.models import (
     PolicyDocument,
 )
 from shared.api.problems import Problem
+from shared.api.waiting_room_models import (
+    QueueJoinRequest,
+    QueueStatusAnswer,
+    QueueStatusRequest,
+    WaitingRoomSettingsRequest,
+    WaitingRoomView,
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,18 @@ OPERATIONS: list[Operation] = [
     Operation("put", "/api/admin/policy", "Replace the campaign policy", "admin", request=PolicyDocument,
               response=PolicyDocument, staff=True),
 ]
+
+# Waiting room
+OPERATIONS.extend([
+    Operation("post", "/api/queue/join", "Join the waiting room: a signed ticket, a place and an estimate",
+              "citizen", request=QueueJoinRequest, response=QueueStatusAnswer),
+    Operation("post", "/api/queue/status", "A ticket's place and estimate; its admission token once admitted",
+              "citizen", request=QueueStatusRequest, response=QueueStatusAnswer),
+    Operation("get", "/api/admin/waiting-room", "The waiting-room settings and live figures", "admin",
+              response=WaitingRoomView, staff=True),
+    Operation("put", "/api/admin/waiting-room", "Switch the waiting room on or off and set its admission rate",
+              "admin", request=WaitingRoomSettingsRequest, response=WaitingRoomView, staff=True),
+])
 
 
 @lru_cache(maxsize=1)

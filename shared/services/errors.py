@@ -9,3 +9,14 @@ class RateLimitedError(Exception):
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"rate limited for {retry_after} s")
         self.retry_after = retry_after
+
+
+class AdmissionRequiredError(Exception):
+    """The waiting room is on and this request has no usable admission token (answer 403 ADMISSION_REQUIRED).
+
+    `reason` is one of "missing", "malformed", "forged", "expired", "used": safe to show and to log.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"admission required: {reason}")
+        self.reason = reason

@@ -14,7 +14,11 @@ from tests.conftest import EmulatorEndpoints
 # Settings the e2e tests rely on: a short policy refresh so a change is seen within a test, and a
 # small per-client burst so the throttle can be reached (each test calls from its own address).
 E2E_SETTINGS = {"DEMO_DATA": "0", "DEVHOST_LOG_LEVEL": "INFO", "POLICY_REFRESH_SECONDS": "1",
-                "ELIGIBILITY_CLIENT_BURST": "20", "ELIGIBILITY_CLIENT_PER_SECOND": "0.2"}
+                "ELIGIBILITY_CLIENT_BURST": "20", "ELIGIBILITY_CLIENT_PER_SECOND": "0.2",
+                # Waiting room: switching it on or off is seen by the app within a second.
+                "WAITING_ROOM_REFRESH_SECONDS": "1",
+                # Notifications: quick retries against the ACS stand-in, and a reminder scan every 5 seconds.
+                "SEND_RETRY_BASE_SECONDS": "0.1", "REMINDER_SCHEDULE": "*/5 * * * * *"}
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,212 @@
+"""The waiting room in Cosmos DB: settings in `config`, everything else in `waiting-room` by `/pk`.
+
+Nothing is updated by many writers at once: join and poll records are written once each, in a
+partition per minute of writing; the state has one writer (the timer); an admission is claimed by
+creating a document named after it, which only the first request can do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import math
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.cosmos.aio import ContainerProxy
+from azure.cosmos.exceptions import CosmosHttpResponseError, CosmosResourceExistsError, CosmosResourceNotFoundError
+
+from shared.domain.waiting_room import RoomSettings, RoomState, batch_id
+from shared.ports import JournalEntry, StoredRoomSettings, StoredRoomState, VersionConflictError
+
+# Cosmos DB takes documents up to 2 MB; a record this long stays far below.
+MAX_RECORD_SEQS = 5000
+
+
+def _epoch(moment: dt.datetime) -> float:
+    return moment.timestamp()
+
+
+def _time(value: object) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value) if isinstance(value, str) else None
+
+
+def _minutes(since: dt.datetime, until: dt.datetime) -> Iterator[int]:
+    first, last = int(since.timestamp()) // 60, int(until.timestamp()) // 60
+    return iter(range(first, last + 1))
+
+
+def _settings_doc(doc_id: str, settings: RoomSettings) -> dict[str, Any]:
+    return {"id": doc_id, "enabled": settings.enabled, "admitPerMinute": settings.admit_per_minute,
+            "openedAt": settings.opened_at, "version": settings.version,
+            "updatedAt": settings.updated_at.isoformat() if settings.updated_at else None,
+            "updatedBy": settings.updated_by}
+
+
+def _settings(doc: dict[str, Any]) -> RoomSettings:
+    return RoomSettings(enabled=bool(doc["enabled"]), admit_per_minute=int(doc["admitPerMinute"]),
+                        opened_at=int(doc.get("openedAt") or 0), version=int(doc.get("version") or 0),
+                        updated_at=_time(doc.get("updatedAt")), updated_by=doc.get("updatedBy"))
+
+
+def _state_doc(doc_id: str, state: RoomState) -> dict[str, Any]:
+    return {"id": doc_id, "pk": doc_id, "frontier": state.frontier, "lapsedHere": sorted(state.lapsed_here),
+            "ahead": [list(pair) for pair in state.ahead], "reportUntil": state.report_until,
+            "windows": [[at.isoformat(), until] for at, until in state.windows],
+            "liveRatio": state.live_ratio, "joined": state.joined, "admitted": state.admitted,
+            "lapsed": state.lapsed, "credit": state.credit,
+            "tickedAt": state.ticked_at.isoformat() if state.ticked_at else None,
+            "ledgerFrom": state.ledger_from.isoformat() if state.ledger_from else None}
+
+
+def _state(doc: dict[str, Any]) -> RoomState:
+    report_until = doc.get("reportUntil")
+    return RoomState(frontier=int(doc["frontier"]), lapsed_here=frozenset(int(s) for s in doc.get("lapsedHere", ())),
+                     ahead=tuple((int(b), int(c)) for b, c in doc.get("ahead", ())),
+                     report_until=int(report_until) if report_until is not None else None,
+                     windows=tuple((dt.datetime.fromisoformat(at), int(until) if until is not None else None)
+                                   for at, until in doc.get("windows", ())),
+                     live_ratio=float(doc.get("liveRatio", 1.0)), joined=int(doc.get("joined", 0)),
+                     admitted=int(doc.get("admitted", 0)), lapsed=int(doc.get("lapsed", 0)),
+                     credit=float(doc.get("credit", 0.0)), ticked_at=_time(doc.get("tickedAt")),
+                     ledger_from=_time(doc.get("ledgerFrom")))
+
+
+class CosmosWaitingRoomStore:
+    """One waiting room's documents; `room` names it, so tests can keep theirs apart."""
+
+    def __init__(self, config: ContainerProxy, container: ContainerProxy, room: str = "national") -> None:
+        self._config = config
+        self._container = container
+        self._room = room
+        self._settings_id = f"waiting-room-{room}"
+        self._state_id = f"{room}-state"
+
+    # --- settings and state: conditional on the etag, like the policy -----------------------
+
+    async def load_settings(self) -> StoredRoomSettings | None:
+        try:
+            doc = await self._config.read_item(self._settings_id, partition_key=self._settings_id)
+        except CosmosResourceNotFoundError:
+            return None
+        return StoredRoomSettings(_settings(doc), doc.get("_etag"))
+
+    async def save_settings(self, settings: RoomSettings, previous: StoredRoomSettings | None) -> StoredRoomSettings:
+        saved = await self._save(self._config, _settings_doc(self._settings_id, settings),
+                                 previous.etag if previous else None)
+        return StoredRoomSettings(settings, saved.get("_etag"))
+
+    async def load_state(self) -> StoredRoomState | None:
+        try:
+            doc = await self._container.read_item(self._state_id, partition_key=self._state_id)
+        except CosmosResourceNotFoundError:
+            return None
+        return StoredRoomState(_state(doc), doc.get("_etag"))
+
+    async def save_state(self, state: RoomState, previous: StoredRoomState | None) -> StoredRoomState:
+        saved = await self._save(self._container, _state_doc(self._state_id, state),
+                                 previous.etag if previous else None)
+        return StoredRoomState(state, saved.get("_etag"))
+
+    @staticmethod
+    async def _save(container: ContainerProxy, doc: dict[str, Any], etag: str | None) -> dict[str, Any]:
+        try:
+            if etag is None:
+                created: dict[str, Any] = await container.create_item(doc)
+                return created
+            replaced: dict[str, Any] = await container.replace_item(
+                doc["id"], doc, etag=etag, match_condition=MatchConditions.IfNotModified)
+            return replaced
+        except CosmosResourceExistsError:
+            raise VersionConflictError from None
+        except CosmosHttpResponseError as error:
+            if error.status_code == 412:
+                raise VersionConflictError from None
+            raise
+
+    # --- lapsed sets of buckets admission has left ------------------------------------------
+
+    def _lapsed_id(self, bucket: int) -> str:
+        return f"{self._room}-lapsed-{bucket}"
+
+    async def load_lapsed(self, bucket: int) -> frozenset[int]:
+        doc_id = self._lapsed_id(bucket)
+        try:
+            doc = await self._container.read_item(doc_id, partition_key=doc_id)
+        except CosmosResourceNotFoundError:
+            return frozenset()
+        return frozenset(int(seq) for seq in doc.get("seqs", ()))
+
+    async def save_lapsed(self, lapsed: dict[int, frozenset[int]]) -> None:
+        await asyncio.gather(*(
+            self._container.upsert_item({"id": self._lapsed_id(bucket), "pk": self._lapsed_id(bucket),
+                                         "seqs": sorted(seqs)})
+            for bucket, seqs in lapsed.items()))
+
+    # --- journals: write-once records in a partition per minute of writing -------------------
+
+    def _journal_pk(self, kind: str, minute: int) -> str:
+        return f"{self._room}-{kind}-{minute}"
+
+    async def _append(self, kind: str, record_id: str, seqs: tuple[int, ...], now: dt.datetime) -> None:
+        doc = {"id": record_id, "pk": self._journal_pk(kind, int(now.timestamp()) // 60), "at": _epoch(now),
+               "minSeq": min(seqs), "maxSeq": max(seqs), "seqs": list(seqs), "ttl": 86_400}
+        try:
+            await self._container.create_item(doc)
+        except CosmosResourceExistsError:
+            pass  # the same batch again (a message delivered twice): already recorded
+
+    async def _read(self, kind: str, since: dt.datetime, until: dt.datetime, after_seq: int) -> list[JournalEntry]:
+        # The partition is named in the query too: the local emulator ignores the partition-key option.
+        query = "SELECT c.id, c.at, c.seqs FROM c WHERE c.pk = @pk AND c.at >= @since AND c.maxSeq > @after"
+
+        async def one(minute: int) -> list[JournalEntry]:
+            pk = self._journal_pk(kind, minute)
+            parameters: list[dict[str, object]] = [{"name": "@pk", "value": pk},
+                                                   {"name": "@since", "value": _epoch(since)},
+                                                   {"name": "@after", "value": after_seq}]
+            found = []
+            async for doc in self._container.query_items(query, parameters=parameters, partition_key=pk):
+                found.append(JournalEntry(str(doc["id"]), dt.datetime.fromtimestamp(float(doc["at"]), dt.UTC),
+                                          tuple(int(seq) for seq in doc["seqs"])))
+            return found
+
+        pages = await asyncio.gather(*(one(minute) for minute in _minutes(since, until)))
+        return [entry for page in pages for entry in page]
+
+    async def record_joins(self, seqs: tuple[int, ...], now: dt.datetime) -> None:
+        for start in range(0, len(seqs), MAX_RECORD_SEQS):
+            chunk = seqs[start:start + MAX_RECORD_SEQS]
+            await self._append("joins", batch_id(chunk), chunk, now)
+
+    async def joins_since(self, since: dt.datetime, until: dt.datetime, after_seq: int) -> list[JournalEntry]:
+        return await self._read("joins", since, until, after_seq)
+
+    async def record_polls(self, seqs: tuple[int, ...], now: dt.datetime) -> None:
+        for start in range(0, len(seqs), MAX_RECORD_SEQS):
+            await self._append("polls", uuid.uuid4().hex, seqs[start:start + MAX_RECORD_SEQS], now)
+
+    async def polls_since(self, since: dt.datetime, until: dt.datetime) -> list[JournalEntry]:
+        return await self._read("polls", since, until, 0)
+
+    # --- admissions used --------------------------------------------------------------------
+
+    def _used_id(self, jti: str) -> str:
+        return f"{self._room}-used-{jti}"
+
+    async def claim_admission(self, jti: str, keep: dt.timedelta) -> bool:
+        doc_id = self._used_id(jti)
+        try:
+            await self._container.create_item({"id": doc_id, "pk": doc_id, "ttl": math.ceil(keep.total_seconds())})
+        except CosmosResourceExistsError:
+            return False
+        return True
+
+    async def release_admission(self, jti: str) -> None:
+        doc_id = self._used_id(jti)
+        try:
+            await self._container.delete_item(doc_id, partition_key=doc_id)
+        except CosmosResourceNotFoundError:
+            pass

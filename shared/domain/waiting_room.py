@@ -1,0 +1,538 @@
+"""Waiting-room rules: join order, positions, estimates, lapses, admission progress and signed claims."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import bisect
+import datetime as dt
+import enum
+import hashlib
+import hmac
+import json
+import math
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import Any
+
+# A ticket nobody has asked about for this long stops holding its place (judged when admission reaches it).
+LAPSE_AFTER = dt.timedelta(minutes=5)
+# Join order is cut into buckets of this many seconds of join time: the unit of the position
+# histogram and of the lapsed-set archive.
+BUCKET_SECONDS = 10
+# Polls are reported for the tickets admission will reach within this many minutes at the current
+# rate; twice the lapse time so that a raised rate does not outrun what instances report.
+REPORT_WINDOW_MINUTES = 10
+# After a pause the timer admits at most this much backlog at once, so a stalled timer cannot
+# release a flood the booking service was never sized for.
+MAX_CATCH_UP = dt.timedelta(seconds=60)
+# Allowance for instances' cached view of the reporting limit and for reports still to be written.
+WATCH_MARGIN = dt.timedelta(seconds=30)
+WINDOW_STEP = dt.timedelta(seconds=15)
+
+_MICROS = 1_000_000
+# (published at, report polls up to this sequence number; None: all), oldest first.
+Windows = tuple[tuple[dt.datetime, int | None], ...]
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+# --- Join order -------------------------------------------------------------------------------
+
+
+def seq_at(moment: dt.datetime) -> int:
+    """The sequence number of a join at `moment`: microseconds since 1970 (exact in a JSON double)."""
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * _MICROS + delta.microseconds
+
+
+def moment_of(seq: int) -> dt.datetime:
+    return _EPOCH + dt.timedelta(microseconds=seq)
+
+
+def bucket_of(seq: int) -> int:
+    """The join-time bucket (index since 1970) a sequence number falls in."""
+    return seq // (BUCKET_SECONDS * _MICROS)
+
+
+def bucket_start(bucket: int) -> int:
+    return bucket * BUCKET_SECONDS * _MICROS
+
+
+@dataclass
+class SequenceSource:
+    """Hands out strictly increasing sequence numbers on one instance, from its clock.
+
+    Instances never coordinate: their clocks (NTP-disciplined) order joins across instances, and
+    two joins on one instance within the same microsecond still get distinct numbers.
+    """
+
+    last: int = 0
+
+    def next(self, now: dt.datetime) -> int:
+        self.last = max(seq_at(now), self.last + 1)
+        return self.last
+
+
+# --- Settings and admission progress ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoomSettings:
+    """What NationalAdmin controls. Off by default; `opened_at` is the sequence number at the moment
+    the room was last switched on: everybody who joined before it is admitted."""
+
+    enabled: bool = False
+    admit_per_minute: int = 600
+    opened_at: int = 0
+    version: int = 0
+    updated_at: dt.datetime | None = None
+    updated_by: str | None = None
+
+    def changed(self, enabled: bool, admit_per_minute: int | None, now: dt.datetime, by: str) -> RoomSettings:
+        opened_at = seq_at(now) if enabled and not self.enabled else self.opened_at
+        rate = self.admit_per_minute if admit_per_minute is None else admit_per_minute
+        return RoomSettings(enabled=enabled, admit_per_minute=rate, opened_at=opened_at,
+                            version=self.version + 1, updated_at=now, updated_by=by)
+
+
+@dataclass(frozen=True)
+class RoomState:
+    """How far admission has gone: written by the admission timer, cached by every instance.
+
+    `frontier`: every ticket with a sequence number up to it is admitted, except the lapsed ones.
+    `lapsed_here`: the lapsed tickets in the frontier's own bucket (earlier buckets are archived).
+    `ahead`: (bucket, tickets waiting) after the frontier, in bucket order, for positions.
+    `report_until`: instances report polls of waiting tickets up to this sequence number.
+    """
+
+    frontier: int = 0
+    lapsed_here: frozenset[int] = frozenset()
+    ahead: tuple[tuple[int, int], ...] = ()
+    report_until: int | None = None
+    # The reporting limits published over the last few minutes, for lapse judgements.
+    windows: Windows = ()
+    live_ratio: float = 1.0
+    joined: int = 0
+    admitted: int = 0
+    lapsed: int = 0
+    credit: float = 0.0
+    ticked_at: dt.datetime | None = None
+    # The write time of the oldest join record that may hold a ticket still waiting.
+    ledger_from: dt.datetime | None = None
+
+    @property
+    def waiting(self) -> int:
+        return sum(count for _, count in self.ahead)
+
+    @cached_property
+    def _cumulative(self) -> tuple[list[int], list[int]]:
+        buckets = [bucket for bucket, _ in self.ahead]
+        totals, running = [], 0
+        for _, count in self.ahead:
+            running += count
+            totals.append(running)
+        return buckets, totals
+
+    def waiting_before(self, seq: int, floor: int = 0) -> float:
+        """How many known waiting tickets joined before `seq` and after `floor`.
+
+        Within a bucket joins are taken as evenly spread: the histogram is all an instance holds.
+        """
+        return max(0.0, self._count_below(seq) - self._count_below(floor + 1))
+
+    def _count_below(self, seq: int) -> float:
+        buckets, totals = self._cumulative
+        target = bucket_of(seq)
+        index = bisect.bisect_left(buckets, target)
+        before = float(totals[index - 1]) if index else 0.0
+        if index < len(buckets) and buckets[index] == target:
+            count = totals[index] - (totals[index - 1] if index else 0)
+            start = max(bucket_start(target), self.frontier + 1) if bucket_of(self.frontier) == target \
+                else bucket_start(target)
+            span = bucket_start(target + 1) - start
+            before += count * min(1.0, max(0.0, (seq - start) / span)) if span > 0 else 0.0
+        return before
+
+
+def admission_floor(settings: RoomSettings, state: RoomState) -> int:
+    """Tickets with sequence numbers up to this are through (lapsed ones excepted)."""
+    return max(state.frontier, settings.opened_at)
+
+
+# --- What a ticket's holder is told -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Standing:
+    admitted: bool
+    position: int  # 1 = next; 0 once admitted
+    estimated_wait_seconds: int
+    lapsed: bool = False
+
+
+ADMITTED = Standing(admitted=True, position=0, estimated_wait_seconds=0)
+LAPSED = Standing(admitted=False, position=0, estimated_wait_seconds=0, lapsed=True)
+
+
+def estimate_wait_seconds(position: int, admit_per_minute: int) -> int:
+    """Seconds until `position` is reached at the configured rate."""
+    if position <= 0:
+        return 0
+    return math.ceil(position * 60 / max(1, admit_per_minute))
+
+
+def lapsed_bucket_needed(seq: int, settings: RoomSettings, state: RoomState) -> int | None:
+    """The archived bucket whose lapsed set decides this ticket, if the cached state cannot."""
+    if not settings.enabled or seq <= settings.opened_at or seq > state.frontier:
+        return None
+    bucket = bucket_of(seq)
+    return bucket if bucket < bucket_of(state.frontier) else None
+
+
+def standing(seq: int, settings: RoomSettings, state: RoomState, archived_lapsed: Collection[int] = ()) -> Standing:
+    """Admitted, lapsed, or waiting with a position and an estimate from the admission rate."""
+    if not settings.enabled or seq <= settings.opened_at:
+        return ADMITTED
+    if seq <= state.frontier:
+        in_frontier_bucket = bucket_of(seq) == bucket_of(state.frontier)
+        lapsed = seq in state.lapsed_here if in_frontier_bucket else seq in archived_lapsed
+        return LAPSED if lapsed else ADMITTED
+    ahead = state.waiting_before(seq, admission_floor(settings, state)) * state.live_ratio
+    position = 1 + round(ahead)
+    return Standing(admitted=False, position=position,
+                    estimated_wait_seconds=estimate_wait_seconds(position, settings.admit_per_minute))
+
+
+def should_report(seq: int, settings: RoomSettings, state: RoomState) -> bool:
+    """Whether a poll of this waiting ticket is worth reporting to the admission timer."""
+    if not settings.enabled or seq <= admission_floor(settings, state):
+        return False
+    return state.report_until is None or seq <= state.report_until
+
+
+# --- Admission progress (the timer) -----------------------------------------------------------
+
+
+def watched_since(seq: int, windows: Windows) -> dt.datetime | None:
+    """Since when instances have been reporting this ticket's polls without a break, if they are now.
+
+    `windows` are the reporting limits the timer published, oldest first; the oldest kept entry
+    stands for everything before it.
+    """
+    since: dt.datetime | None = None
+    for at, until in windows:
+        covered = until is None or seq <= until
+        since = (since or at) if covered else None
+    return since
+
+
+def is_lapsed(seq: int, last_polled: dt.datetime | None, now: dt.datetime, windows: Windows) -> bool:
+    """Not asked about for LAPSE_AFTER, while instances were reporting its polls all that time.
+
+    Joining counts as being asked about. A ticket nobody was watching for long enough (the window
+    grew after a rate rise, or the timer started afresh) gets the benefit of the doubt: silence
+    that nobody was listening for is not evidence that its holder has gone.
+    """
+    watched = watched_since(seq, windows)
+    if watched is None or now - watched < LAPSE_AFTER + WATCH_MARGIN:
+        return False
+    seen = moment_of(seq) if last_polled is None else max(moment_of(seq), last_polled)
+    return now - seen > LAPSE_AFTER
+
+
+def next_windows(windows: Windows, now: dt.datetime, until: int | None) -> Windows:
+    """The reporting-limit history after publishing `until`: an entry per WINDOW_STEP, as far back as
+    a lapse judgement needs, plus the one entry in force before that."""
+    kept = list(windows)
+    last_at, last_until = kept[-1] if kept else (None, None)
+    # A shrinking limit is recorded at once (some tickets stop being watched); a growing one may
+    # wait for the next step, which only understates how long newly covered tickets were watched.
+    shrank = until is not None and (last_until is None or until < last_until)
+    if last_at is None or shrank or (until != last_until and now - last_at >= WINDOW_STEP):
+        kept.append((now, until))
+    cutoff = now - LAPSE_AFTER - 2 * WATCH_MARGIN
+    while len(kept) > 1 and kept[1][0] <= cutoff:
+        kept.pop(0)
+    return tuple(kept)
+
+
+def admissions_due(admit_per_minute: int, since: dt.datetime | None, now: dt.datetime, credit: float) -> float:
+    """Admissions owed since the last tick at the configured rate, plus the fraction carried over."""
+    if since is None:
+        return credit
+    elapsed = min(max(now - since, dt.timedelta(0)), MAX_CATCH_UP)
+    return admit_per_minute * elapsed.total_seconds() / 60 + credit
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One step of admission: how far the frontier moved and whom it passed."""
+
+    frontier: int
+    admitted: int
+    lapsed: tuple[int, ...]
+    consumed: int  # how many of the waiting tickets were passed
+    credit: float
+
+
+def advance(frontier: int, waiting: Sequence[int], due: float, last_polled: Mapping[int, dt.datetime],
+            now: dt.datetime, windows: Windows = ()) -> Progress:
+    """Admit up to `due` tickets strictly in join order, passing over lapsed ones without counting them.
+
+    `waiting` are the known tickets after the frontier in ascending order. A fraction of an admission
+    is carried to the next tick; when nobody is left waiting nothing is carried, so a quiet spell
+    cannot bank admissions for a later burst.
+    """
+    allowance = math.floor(due)
+    admitted, lapsed, index = 0, [], 0
+    while index < len(waiting) and admitted < allowance:
+        seq = waiting[index]
+        if is_lapsed(seq, last_polled.get(seq), now, windows):
+            lapsed.append(seq)
+        else:
+            admitted += 1
+        frontier = seq
+        index += 1
+    # Lapsed tickets right behind the last admission are passed too: they would only hold the next tick up.
+    while index < len(waiting) and is_lapsed(waiting[index], last_polled.get(waiting[index]), now, windows):
+        lapsed.append(waiting[index])
+        frontier = waiting[index]
+        index += 1
+    # Still waiting means the allowance ran out, so only the fraction below one admission is carried.
+    credit = due - admitted if index < len(waiting) else 0.0
+    return Progress(frontier=frontier, admitted=admitted, lapsed=tuple(lapsed), consumed=index, credit=credit)
+
+
+def histogram(waiting: Sequence[int]) -> tuple[tuple[int, int], ...]:
+    """(bucket, count) of ascending sequence numbers, counted with one bisection per bucket."""
+    result: list[tuple[int, int]] = []
+    index = 0
+    while index < len(waiting):
+        bucket = bucket_of(waiting[index])
+        end = bisect.bisect_left(waiting, bucket_start(bucket + 1), lo=index)
+        result.append((bucket, end - index))
+        index = end
+    return tuple(result)
+
+
+def report_until(waiting: Sequence[int], admit_per_minute: int, live_ratio: float) -> int | None:
+    """The sequence number admission should reach within REPORT_WINDOW_MINUTES at the current rate;
+    None when it will reach everybody known by then, so that newcomers are reported too."""
+    reach = math.ceil(admit_per_minute * REPORT_WINDOW_MINUTES / max(live_ratio, 0.05))
+    return waiting[reach - 1] if reach < len(waiting) else None
+
+
+def next_live_ratio(previous: float, admitted: int, lapsed: int) -> float:
+    """A moving share of passed tickets that were still there, to discount positions for leavers."""
+    passed = admitted + lapsed
+    if passed == 0:
+        return previous
+    weight = min(0.5, passed / 200)
+    return (1 - weight) * previous + weight * (admitted / passed)
+
+
+def lapsed_by_bucket(seqs: Iterable[int]) -> dict[int, frozenset[int]]:
+    grouped: dict[int, set[int]] = {}
+    for seq in seqs:
+        grouped.setdefault(bucket_of(seq), set()).add(seq)
+    return {bucket: frozenset(found) for bucket, found in grouped.items()}
+
+
+def after_tick(state: RoomState, progress: Progress, remaining: Sequence[int], settings: RoomSettings,
+               now: dt.datetime, joined: int, implicitly_admitted: int,
+               ledger_from: dt.datetime | None) -> tuple[RoomState, dict[int, frozenset[int]]]:
+    """The next state, and the lapsed sets of buckets the frontier has now left (to archive first)."""
+    lapsed_here: set[int] = set(state.lapsed_here)
+    lapsed_here.update(progress.lapsed)
+    grouped = lapsed_by_bucket(lapsed_here)
+    current = bucket_of(progress.frontier)
+    archive = {bucket: seqs for bucket, seqs in grouped.items() if bucket < current}
+    ratio = next_live_ratio(state.live_ratio, progress.admitted, len(progress.lapsed))
+    until = report_until(remaining, settings.admit_per_minute, ratio)
+    next_state = replace(
+        state,
+        frontier=progress.frontier,
+        lapsed_here=grouped.get(current, frozenset()),
+        ahead=histogram(remaining),
+        report_until=until,
+        windows=next_windows(state.windows, now, until),
+        live_ratio=ratio,
+        joined=state.joined + joined,
+        admitted=state.admitted + progress.admitted + implicitly_admitted,
+        lapsed=state.lapsed + len(progress.lapsed),
+        credit=progress.credit,
+        ticked_at=now,
+        ledger_from=ledger_from,
+    )
+    return next_state, archive
+
+
+# --- The join message -------------------------------------------------------------------------
+
+
+def join_message(seqs: Sequence[int]) -> str:
+    """The queue message one instance sends for a batch of joins."""
+    return json.dumps({"v": 1, "seqs": list(seqs)}, separators=(",", ":"))
+
+
+def read_join_message(body: bytes | str) -> tuple[int, ...]:
+    """The sequence numbers in a join message; ValueError when it is not one."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError("not JSON") from None
+    seqs = data.get("seqs") if isinstance(data, dict) and data.get("v") == 1 else None
+    if not isinstance(seqs, list) or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in seqs):
+        raise ValueError("not a join message")
+    return tuple(seqs)
+
+
+def batch_id(seqs: Sequence[int]) -> str:
+    """A join record's id from its content, so a message delivered twice is recorded once."""
+    digest = hashlib.sha256(",".join(map(str, sorted(seqs))).encode()).hexdigest()
+    return digest[:32]
+
+
+# --- Signed tickets and admission tokens ------------------------------------------------------
+
+
+class Refusal(enum.StrEnum):
+    MALFORMED = "malformed"
+    FORGED = "forged"  # the signature does not match: forged, tampered, or signed with a retired key
+    EXPIRED = "expired"
+    USED = "used"
+    MISSING = "missing"
+
+
+class ClaimRefusedError(Exception):
+    """A ticket or token that cannot be honoured; the reason is safe to show and to log."""
+
+    def __init__(self, reason: Refusal) -> None:
+        super().__init__(reason.value)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class TicketClaims:
+    ticket_id: str
+    seq: int
+    issued_at: dt.datetime
+    expires_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class AdmissionClaims:
+    """An admission token's claims. `jti` is the admission's id: every token re-issued to one ticket
+    carries the same one, so an admission books once however often its holder polls."""
+
+    jti: str
+    seq: int
+    issued_at: dt.datetime
+    expires_at: dt.datetime
+
+
+TICKET_PREFIX = "wrt1"
+ADMISSION_PREFIX = "wra1"
+MAX_SIGNED_LENGTH = 512
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _epoch(moment: dt.datetime) -> int:
+    return int((moment - _EPOCH).total_seconds())
+
+
+def _from_epoch(value: object) -> dt.datetime:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError("not a time")
+    return _EPOCH + dt.timedelta(seconds=value)
+
+
+@dataclass(frozen=True)
+class ClaimSigner:
+    """HMAC-SHA256 over the kind and the payload; the kind prefix keeps a ticket from passing as a token.
+
+    `previous_keys` still verify (never sign), so the key can be rotated without refusing tickets
+    already handed out.
+    """
+
+    key: bytes
+    previous_keys: tuple[bytes, ...] = field(default=())
+
+    def _mac(self, key: bytes, prefix: str, payload: str) -> bytes:
+        return hmac.new(key, f"{prefix}.{payload}".encode(), hashlib.sha256).digest()
+
+    def _sign(self, prefix: str, claims: dict[str, Any]) -> str:
+        payload = _b64(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
+        return f"{prefix}.{payload}.{_b64(self._mac(self.key, prefix, payload))}"
+
+    def _open(self, prefix: str, value: str | None) -> dict[str, Any]:
+        if not value:
+            raise ClaimRefusedError(Refusal.MISSING)
+        parts = value.split(".")
+        if len(value) > MAX_SIGNED_LENGTH or len(parts) != 3 or parts[0] != prefix:
+            raise ClaimRefusedError(Refusal.MALFORMED)
+        _, payload, signature = parts
+        try:
+            given = _unb64(signature)
+        except (binascii.Error, ValueError):
+            raise ClaimRefusedError(Refusal.MALFORMED) from None
+        if not any(hmac.compare_digest(given, self._mac(key, prefix, payload))
+                   for key in (self.key, *self.previous_keys)):
+            raise ClaimRefusedError(Refusal.FORGED)
+        try:
+            claims = json.loads(_unb64(payload))
+        except (binascii.Error, ValueError, UnicodeDecodeError):
+            raise ClaimRefusedError(Refusal.MALFORMED) from None
+        if not isinstance(claims, dict):
+            raise ClaimRefusedError(Refusal.MALFORMED)
+        return claims
+
+    def ticket(self, claims: TicketClaims) -> str:
+        return self._sign(TICKET_PREFIX, {"tid": claims.ticket_id, "seq": claims.seq,
+                                          "iat": _epoch(claims.issued_at), "exp": _epoch(claims.expires_at)})
+
+    def admission(self, claims: AdmissionClaims) -> str:
+        return self._sign(ADMISSION_PREFIX, {"jti": claims.jti, "seq": claims.seq,
+                                         "iat": _epoch(claims.issued_at), "exp": _epoch(claims.expires_at)})
+
+    def open_ticket(self, value: str | None, now: dt.datetime) -> TicketClaims:
+        raw = self._open(TICKET_PREFIX, value)
+        try:
+            claims = TicketClaims(ticket_id=_text(raw.get("tid")), seq=_positive(raw.get("seq")),
+                                  issued_at=_from_epoch(raw.get("iat")), expires_at=_from_epoch(raw.get("exp")))
+        except ValueError:
+            raise ClaimRefusedError(Refusal.MALFORMED) from None
+        if now >= claims.expires_at:
+            raise ClaimRefusedError(Refusal.EXPIRED)
+        return claims
+
+    def open_admission(self, value: str | None, now: dt.datetime) -> AdmissionClaims:
+        raw = self._open(ADMISSION_PREFIX, value)
+        try:
+            claims = AdmissionClaims(jti=_text(raw.get("jti")), seq=_positive(raw.get("seq")),
+                                     issued_at=_from_epoch(raw.get("iat")), expires_at=_from_epoch(raw.get("exp")))
+        except ValueError:
+            raise ClaimRefusedError(Refusal.MALFORMED) from None
+        if now >= claims.expires_at:
+            raise ClaimRefusedError(Refusal.EXPIRED)
+        return claims
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str) or not 8 <= len(value) <= 64:
+        raise ValueError("not an id")
+    return value
+
+
+def _positive(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError("not a sequence number")
+    return value

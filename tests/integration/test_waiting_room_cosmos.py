@@ -1,0 +1,167 @@
+"""The waiting room against the Cosmos and Storage emulators: documents, journals, one-time admissions, cost."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+
+from shared import resources
+from shared.adapters.waiting_room_cosmos import CosmosWaitingRoomStore
+from shared.adapters.waiting_room_queue import StorageQueueJoinPublisher
+from shared.clients import Clients, get_clients
+from shared.domain.waiting_room import ClaimSigner, RoomSettings, RoomState, seq_at
+from shared.ports import VersionConflictError
+from shared.services.errors import AdmissionRequiredError
+from shared.services.waiting_room import AdmissionTimer, JoinRecorder, WaitingRoomService
+from tests.conftest import EmulatorEndpoints
+from tests.unit.services.fakes import FakeClock
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class CosmosRoom:
+    """A waiting room of its own (named documents, its own queue), so tests never meet devhost's."""
+
+    clients: Clients
+    store: CosmosWaitingRoomStore
+    queue_name: str
+    clock: FakeClock
+    service: WaitingRoomService
+    timer: AdmissionTimer
+    recorder: JoinRecorder
+
+    async def deliver(self) -> int:
+        """What the joins queue trigger does, over every message on this room's queue."""
+        queue = self.clients.queues().get_queue_client(self.queue_name)
+        delivered = 0
+        async for message in queue.receive_messages(messages_per_page=32):
+            await self.recorder.record(base64.b64decode(message.content))
+            await queue.delete_message(message)
+            delivered += 1
+        return delivered
+
+    async def tick(self, seconds: float = 2) -> None:
+        self.clock.advance(seconds=seconds)
+        await self.deliver()
+        await self.timer.advance()
+
+
+@pytest.fixture
+async def room(provisioned: EmulatorEndpoints) -> AsyncIterator[CosmosRoom]:
+    clients = get_clients()
+    database = clients.database()
+    store = CosmosWaitingRoomStore(database.get_container_client(resources.CONFIG.name),
+                                   database.get_container_client(resources.WAITING_ROOM.name),
+                                   room=f"it-{uuid.uuid4().hex[:12]}")
+    queue_name = f"wr-it-{uuid.uuid4().hex[:12]}"
+    await clients.queues().create_queue(queue_name)
+    clock = FakeClock(dt.datetime.now(dt.UTC).replace(microsecond=0))
+    service = WaitingRoomService(store, StorageQueueJoinPublisher(clients, queue_name), clock,
+                                 ClaimSigner(b"integration-key"), refresh_seconds=2, report_seconds=5,
+                                 join_batch_seconds=0.01)
+    yield CosmosRoom(clients, store, queue_name, clock, service, AdmissionTimer(store, clock),
+                     JoinRecorder(store, clock))
+    await clients.queues().delete_queue(queue_name)
+
+
+async def switch_on(room: CosmosRoom, rate: int) -> None:
+    await room.service.configure(True, rate, "integration")
+    room.clock.advance(milliseconds=1)
+
+
+async def test_settings_and_state_are_replaced_only_by_the_writer_who_read_them(room: CosmosRoom) -> None:
+    store = room.store
+    first = await store.save_settings(RoomSettings(enabled=True, admit_per_minute=90, version=1), None)
+    with pytest.raises(VersionConflictError):
+        await store.save_settings(RoomSettings(version=1), None)
+    await store.save_settings(RoomSettings(enabled=False, version=2), first)
+    with pytest.raises(VersionConflictError):
+        await store.save_settings(RoomSettings(version=3), first)
+    loaded = await store.load_settings()
+    assert loaded is not None and not loaded.settings.enabled and loaded.settings.version == 2
+
+    now = room.clock.now()
+    state = RoomState(frontier=seq_at(now), lapsed_here=frozenset({5, 6}), ahead=((1, 2), (3, 4)),
+                      report_until=None, windows=((now, 7), (now, None)), joined=9, ticked_at=now, ledger_from=now)
+    saved = await store.save_state(state, None)
+    assert (await store.load_state()) == saved
+    with pytest.raises(VersionConflictError):
+        await store.save_state(state, None)
+
+
+async def test_lapsed_sets_and_journals_round_trip(room: CosmosRoom) -> None:
+    store = room.store
+    assert await store.load_lapsed(42) == frozenset()
+    await store.save_lapsed({42: frozenset({1, 2}), 43: frozenset({3})})
+    assert await store.load_lapsed(42) == frozenset({1, 2})
+
+    start = room.clock.now()
+    await store.record_joins((10, 11, 12), start)
+    await store.record_joins((10, 11, 12), start + dt.timedelta(seconds=1))  # delivered twice: one record
+    await store.record_joins((20,), start + dt.timedelta(minutes=1))
+    joins = await store.joins_since(start, start + dt.timedelta(minutes=2), 0)
+    assert sorted(entry.seqs for entry in joins) == [(10, 11, 12), (20,)]
+    assert [entry.seqs for entry in await store.joins_since(start, start + dt.timedelta(minutes=2), 12)] == [(20,)]
+    await store.record_polls((11,), start + dt.timedelta(seconds=30))
+    polls = await store.polls_since(start + dt.timedelta(seconds=20), start + dt.timedelta(minutes=1))
+    assert [entry.seqs for entry in polls] == [(11,)]
+
+
+async def test_an_admission_is_claimed_once_even_by_concurrent_bookings(room: CosmosRoom) -> None:
+    jti = uuid.uuid4().hex
+    results = await asyncio.gather(*(room.store.claim_admission(jti, dt.timedelta(hours=1)) for _ in range(10)))
+    assert results.count(True) == 1
+    await room.store.release_admission(jti)
+    assert await room.store.claim_admission(jti, dt.timedelta(hours=1))
+
+
+async def test_a_join_costs_one_queue_message_and_its_record_one_cosmos_write(room: CosmosRoom) -> None:
+    await switch_on(room, 60)
+    counter = room.clients.cosmos_requests
+    await room.service.join()  # warms the settings cache
+    await room.deliver()
+    counter.reset()
+    answers = await asyncio.gather(*(room.service.join() for _ in range(50)))
+    assert counter.total == 0  # joining touches no Cosmos document
+    assert not any(a.admitted for a in answers)
+    messages = await room.deliver()
+    assert 1 <= messages <= 50
+    assert counter.total == messages, counter.by_kind  # one create per message, however many joins it holds
+
+
+async def test_a_status_poll_makes_no_cosmos_request_once_the_instance_cache_is_warm(room: CosmosRoom) -> None:
+    await switch_on(room, 30)
+    tickets = [(await room.service.join()).ticket for _ in range(40)]
+    for _ in range(5):
+        await room.tick()
+    answers = [await room.service.status(ticket) for ticket in tickets]  # warm: settings, state
+    assert any(a.admitted for a in answers) and not all(a.admitted for a in answers)
+    counter = room.clients.cosmos_requests
+    counter.reset()
+    for _ in range(3):
+        for ticket in tickets:
+            await room.service.status(ticket)
+    assert counter.total == 0, counter.by_kind
+
+
+async def test_through_the_queue_and_the_timer_a_token_books_once(room: CosmosRoom) -> None:
+    await switch_on(room, 600)
+    joined = await room.service.join()
+    assert not joined.admitted
+    for _ in range(2):
+        await room.tick()
+    answer = await room.service.status(joined.ticket)
+    assert answer.admitted and answer.admission_token
+    await room.service.consume(answer.admission_token, room.clock.now())
+    with pytest.raises(AdmissionRequiredError) as refused:
+        await room.service.consume(answer.admission_token, room.clock.now())
+    assert refused.value.reason == "used"
+    overview = await room.service.overview()
+    assert overview.state.joined == 1 and overview.state.admitted == 1
