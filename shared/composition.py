@@ -17,13 +17,13 @@ from shared.adapters.cosmos_patients import CosmosPatientStore
 from shared.adapters.cosmos_sites import CosmosIdempotencyKeys, CosmosSiteStore, CosmosStaffDirectory
 from shared.adapters.postcode_lookup import OfflinePostcodeLocator
 from shared.adapters.probes import CosmosProbe, StorageProbe
-from shared.adapters.queue_events import QueueEventPublisher
+from shared.adapters.queue_events import QueueEventPublisher, ServiceBusEventPublisher
 from shared.adapters.waiting_room_cosmos import CosmosWaitingRoomStore
 from shared.adapters.waiting_room_queue import StorageQueueJoinPublisher
 from shared.clients import Clients, get_clients
 from shared.domain.throttling import MatchLockRule
 from shared.domain.waiting_room import ClaimSigner
-from shared.ports import Clock
+from shared.ports import Clock, EventPublisher
 from shared.services.booking import BookingService
 from shared.services.eligibility import EligibilityService
 from shared.services.health import HealthService
@@ -97,7 +97,10 @@ class Services:
 
     @cached_property
     def outbox(self) -> OutboxRelay:
-        return OutboxRelay(self.booking_records, QueueEventPublisher(self.clients))
+        publisher: EventPublisher = (
+            ServiceBusEventPublisher(self.clients.servicebus()) if self.settings.messaging == "servicebus"
+            else QueueEventPublisher(self.clients))
+        return OutboxRelay(self.booking_records, publisher)
 
     # Waiting room: the citizen routes and the admission gate, the joins queue, the admission timer.
 

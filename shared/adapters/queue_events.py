@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import base64
+from typing import TYPE_CHECKING
 
 from shared.clients import Clients
 from shared.events import BookingEvent
 from shared.resources import QUEUE_BOOKING_EVENTS
+
+if TYPE_CHECKING:
+    from azure.servicebus.aio import ServiceBusClient
 
 
 class QueueEventPublisher:
@@ -16,3 +20,19 @@ class QueueEventPublisher:
     async def publish(self, event: BookingEvent) -> None:
         body = event.model_dump_json(by_alias=True).encode()
         await self._queue.send_message(base64.b64encode(body).decode())
+
+
+class ServiceBusEventPublisher:
+    """MESSAGING=servicebus: the message id is the event id, so the queue's duplicate detection drops a resend."""
+
+    def __init__(self, client: ServiceBusClient, queue_name: str = QUEUE_BOOKING_EVENTS) -> None:
+        self._client = client
+        self._queue_name = queue_name
+
+    async def publish(self, event: BookingEvent) -> None:
+        from azure.servicebus import ServiceBusMessage
+
+        message = ServiceBusMessage(event.model_dump_json(by_alias=True), message_id=event.event_id,
+                                    content_type="application/json")
+        async with self._client.get_queue_sender(self._queue_name) as sender:
+            await sender.send_messages(message)
