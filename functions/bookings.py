@@ -35,11 +35,17 @@ def _idempotency_key(req: func.HttpRequest) -> str | None:
     return key
 
 
+def _bearer(req: func.HttpRequest) -> str | None:
+    """The admission token from `Authorization: Bearer <token>`, if one was sent."""
+    scheme, _, token = (req.headers.get("authorization") or "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
 @bp.route(route="bookings", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @endpoint
 async def create_booking(req: func.HttpRequest) -> func.HttpResponse:
     body = parse_body(req, BookingRequest)
-    record = await services().bookings.book(body, _idempotency_key(req))
+    record = await services().bookings.book(body, _idempotency_key(req), _bearer(req))
     return json_response(_answer(record), status=201)
 
 

@@ -16,7 +16,7 @@ from shared.api.problems import FieldError, ProblemError, validation_problem
 from shared.observability import redacted_traceback
 from shared.ports import VersionConflictError
 from shared.services.booking import SagaInterruptedError
-from shared.services.errors import RateLimitedError
+from shared.services.errors import AdmissionRequiredError, RateLimitedError
 
 log = logging.getLogger("functions.http")
 
@@ -78,26 +78,35 @@ def client_address(req: func.HttpRequest) -> str:
     return str(last.rsplit(":", 1)[0]) if last.count(":") == 1 else str(last)
 
 
+def _as_problem(error: Exception) -> ProblemError:
+    """The answer for each outcome a use case signals by raising."""
+    if isinstance(error, ProblemError):
+        return error
+    if isinstance(error, RateLimitedError):
+        return ProblemError(429, "RATE_LIMITED", "Too many requests", f"Try again in {error.retry_after} seconds",
+                            headers={"Retry-After": str(error.retry_after)})
+    if isinstance(error, AdmissionRequiredError):
+        return ProblemError(403, "ADMISSION_REQUIRED", "Admission required",
+                            f"Join the queue at /api/queue/join first ({error.reason})")
+    if isinstance(error, SagaInterruptedError):
+        return ProblemError(503, "TRY_AGAIN", "Please try again",
+                            "The booking could not be completed; nothing was booked", headers={"Retry-After": "2"})
+    return ProblemError(409, "CONFLICT", "Changed by someone else",
+                        "The resource changed while this request ran; try again")
+
+
+_EXPECTED = (ProblemError, RateLimitedError, AdmissionRequiredError, SagaInterruptedError, VersionConflictError)
+
+
 def endpoint(handler: Handler) -> Handler:
-    """Maps ProblemError to its answer and anything unexpected to a bare 500 that leaks nothing."""
+    """Maps each expected outcome to its problem answer and anything unexpected to a 500 that leaks nothing."""
 
     @functools.wraps(handler)
     async def wrapper(req: func.HttpRequest) -> func.HttpResponse:
         try:
             return await handler(req)
-        except ProblemError as error:
-            return problem_response(error)
-        except RateLimitedError as error:
-            return problem_response(ProblemError(
-                429, "RATE_LIMITED", "Too many requests", f"Try again in {error.retry_after} seconds",
-                headers={"Retry-After": str(error.retry_after)}))
-        except SagaInterruptedError:
-            return problem_response(ProblemError(503, "TRY_AGAIN", "Please try again",
-                                                 "The booking could not be completed; nothing was booked",
-                                                 headers={"Retry-After": "2"}))
-        except VersionConflictError:
-            return problem_response(ProblemError(409, "CONFLICT", "Changed by someone else",
-                                                 "The resource changed while this request ran; try again"))
+        except _EXPECTED as error:
+            return problem_response(_as_problem(error))
         except Exception as error:
             # The exception text may hold personal data, so the log gets the types and the stack
             # only, under an id that the caller also sees.

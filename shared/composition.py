@@ -93,7 +93,8 @@ class Services:
         return BookingService(
             self.patient_store, self.booking_records, CosmosSlotHolds(self._container(resources.SITES)),
             self.site_catalog, self.policy, self.clock, reference_key=self.settings.pii_hash_key.encode(),
-            saga_timeout=dt.timedelta(seconds=self.settings.booking_saga_timeout_seconds))
+            saga_timeout=dt.timedelta(seconds=self.settings.booking_saga_timeout_seconds),
+            admission=self.waiting_room)
 
     @cached_property
     def outbox(self) -> OutboxRelay:

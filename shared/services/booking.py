@@ -37,6 +37,7 @@ from shared.domain.sites import london_date
 from shared.domain.slots import parse_slot_id
 from shared.domain.throttling import locked_for
 from shared.ports import (
+    AdmissionGate,
     BookingRecords,
     Clock,
     DoseClaim,
@@ -73,7 +74,9 @@ _NOT_FOUND = ProblemError(404, "NOT_FOUND", "Not found", "No booking matches tho
 class BookingService:
     def __init__(self, patients: PatientClaims, records: BookingRecords, holds: SlotHolds, sites: SiteCatalog,
                  policies: PolicyService, clock: Clock, reference_key: bytes,
-                 saga_timeout: dt.timedelta = dt.timedelta(minutes=2), step_hook: StepHook = _no_hook) -> None:
+                 saga_timeout: dt.timedelta = dt.timedelta(minutes=2), step_hook: StepHook = _no_hook,
+                 admission: AdmissionGate | None = None) -> None:
+        self._admission = admission
         self._patients = patients
         self._records = records
         self._holds = holds
@@ -86,7 +89,9 @@ class BookingService:
 
     # ---- booking -------------------------------------------------------------------------------
 
-    async def book(self, request: BookingRequest, idempotency_key: str | None = None) -> BookingRecord:
+    async def book(self, request: BookingRequest, idempotency_key: str | None = None,
+                   admission_token: str | None = None) -> BookingRecord:
+        """Raises AdmissionRequiredError while the waiting room is on and the token does not admit."""
         now = self._clock.now()
         view = await self._patients.booking_view(request.nhs_number)
         self._verify_person(view, request.date_of_birth, now, refusal=ProblemError(
@@ -103,6 +108,21 @@ class BookingService:
                 return replayed.record  # the first answer
             resuming = entry.reference
         plan = await self._plan(view, request.date_of_birth, request.appointments, now, exclude_reference=resuming)
+        # Checked after the replay and the rules, so neither a retry nor a refusal uses up an admission.
+        gated = self._admission is not None and resuming is None and await self._admission.required()
+        if gated:
+            assert self._admission is not None
+            await self._admission.consume(admission_token, now)
+        try:
+            return await self._book(request, view, plan, now, body_hash, key_hash, idempotency_key)
+        except BaseException:
+            if gated and admission_token:
+                assert self._admission is not None
+                await self._admission.release(admission_token, now)  # nothing was booked: the admission stands
+            raise
+
+    async def _book(self, request: BookingRequest, view: PatientBookingView, plan: BookingPlan, now: dt.datetime,
+                    body_hash: str, key_hash: str | None, idempotency_key: str | None) -> BookingRecord:
         appointments = await self._appointments(plan)
         assert view.lookup.record is not None
         patient = view.lookup.record

@@ -206,3 +206,43 @@ async def test_every_committed_change_emits_exactly_one_event(world: World) -> N
     await relay.relay()
     mine = [e for e in sent if e.startswith(booking.reference)]
     assert [e.rsplit(".", 1)[1] for e in mine] == ["confirmed", "cancelled"]
+
+
+class Gate:
+    """An in-memory waiting room that is on: each token admits once."""
+
+    def __init__(self) -> None:
+        self.used: set[str] = set()
+        self.released: list[str] = []
+
+    async def required(self) -> bool:
+        return True
+
+    async def consume(self, token: str | None, now: dt.datetime) -> None:
+        from shared.services.errors import AdmissionRequiredError
+
+        if not token or not token.startswith("ok") or token in self.used:
+            raise AdmissionRequiredError("used" if token in self.used else "missing")
+        self.used.add(token)
+
+    async def release(self, token: str, now: dt.datetime) -> None:
+        self.used.discard(token)
+        self.released.append(token)
+
+
+async def test_while_the_room_is_on_each_admission_books_once_and_a_refusal_gives_it_back(world: World) -> None:
+    from shared.services.errors import AdmissionRequiredError
+
+    gate = Gate()
+    world.app.bookings._admission = gate
+    slot = await world.slot(SOON, capacity=1)
+    first, second, third = await world.people(3)
+    with pytest.raises(AdmissionRequiredError):
+        await world.app.bookings.book(request(first, slot))
+    assert (await world.slot_doc(slot))["booked"] == 0
+    await world.app.bookings.book(request(first, slot), admission_token="ok-1")
+    with pytest.raises(AdmissionRequiredError):
+        await world.app.bookings.book(request(second, slot), admission_token="ok-1")  # replayed token
+    with pytest.raises(ProblemError):
+        await world.app.bookings.book(request(third, slot), admission_token="ok-3")  # full: nothing booked
+    assert gate.released == ["ok-3"] and "ok-3" not in gate.used
