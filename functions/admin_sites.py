@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import azure.functions as func
 
 from functions.http import endpoint, json_response, parse_body, parse_query
 from functions.sites import site_id_of
 from shared.api.principal import HEADER, NATIONAL_ADMIN, SITE_MANAGER, SITE_STAFF, require_role
-from shared.api.problems import FieldError, ProblemError
+from shared.api.problems import FieldError, ProblemError, not_found
 from shared.api.site_models import (
     CancelSessionRequest,
     DayListQuery,
@@ -20,6 +22,8 @@ from shared.composition import services
 bp = func.Blueprint()
 
 MAX_IDEMPOTENCY_KEY = 200
+# Session ids are "{siteId}.{yyyymmdd}.{hhmm}.{PRODUCT}.session" (shared.domain.slots); anything else names none.
+SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,119}\.session$")
 
 
 def idempotency_key(req: func.HttpRequest) -> str | None:
@@ -58,9 +62,11 @@ async def open_session(req: func.HttpRequest) -> func.HttpResponse:
 async def cancel_session(req: func.HttpRequest) -> func.HttpResponse:
     principal = require_role(req.headers.get(HEADER), SITE_MANAGER, NATIONAL_ADMIN)
     site_id = site_id_of(req)
+    session_id = str(req.route_params.get("sessionId", ""))
+    if not SESSION_ID.match(session_id):
+        raise not_found("No such session at this site")
     body = parse_body(req, CancelSessionRequest)
-    answer = await services().site_admin.cancel_session(site_id, req.route_params.get("sessionId", ""),
-                                                        body.cancel_bookings, principal)
+    answer = await services().site_admin.cancel_session(site_id, session_id, body.cancel_bookings, principal)
     return json_response(answer)
 
 

@@ -144,6 +144,10 @@ class SlotHolds(Protocol):
         """Give the reference's place back; idempotent."""
         ...
 
+    async def holders(self, slot_id: str, site_id: str) -> list[str]:
+        """The references holding a place in the slot."""
+        ...
+
 
 class SiteCatalog(Protocol):
     async def site(self, site_id: str) -> Site | None: ...
@@ -165,6 +169,10 @@ class BookingRecords(Protocol):
         ...
 
     async def get(self, reference: str, home_site_id: str) -> StoredBooking | None: ...
+
+    async def find(self, reference: str) -> StoredBooking | None:
+        """The booking by reference alone: a cross-partition query, for rare staff operations."""
+        ...
 
     async def replace(self, stored: StoredBooking, record: BookingRecord) -> StoredBooking | None:
         """Store the new state only if nobody changed the booking since `stored` was read; else None."""

@@ -88,6 +88,11 @@ class CosmosBookingRecords:
             return None
         return self._stored(doc) if doc.get("type") == "booking" else None
 
+    async def find(self, reference: str) -> StoredBooking | None:
+        found = await self._query("SELECT * FROM c WHERE c.id = @ref AND c.type = 'booking'",
+                                  [{"name": "@ref", "value": reference}])
+        return found[0] if found else None
+
     async def replace(self, stored: StoredBooking, record: BookingRecord) -> StoredBooking | None:
         try:
             doc = await self._container.replace_item(
@@ -178,6 +183,14 @@ class CosmosSlotHolds:
                 filter_predicate=f"FROM c WHERE IS_DEFINED(c.holds.{key})")
         except (CosmosAccessConditionFailedError, CosmosResourceNotFoundError):
             pass  # not held (already released, or never taken): nothing to give back
+
+
+    async def holders(self, slot_id: str, site_id: str) -> list[str]:
+        try:
+            slot = await self._container.read_item(slot_id, partition_key=site_id)
+        except CosmosResourceNotFoundError:
+            return []
+        return [key[1:].upper() for key in slot.get("holds") or {}]
 
 
 class CosmosSiteCatalog:

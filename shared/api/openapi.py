@@ -18,6 +18,19 @@ from shared.api.models import (
     PolicyDocument,
 )
 from shared.api.problems import Problem
+from shared.api.site_models import (
+    CancelSessionRequest,
+    DayListAnswer,
+    OpenSessionRequest,
+    SessionCancelled,
+    SessionOpened,
+    SiteRegistered,
+    SiteRegistration,
+    SiteSearchAnswer,
+    SlotsAnswer,
+    StaffAssignment,
+    StaffAssignmentRequest,
+)
 from shared.api.waiting_room_models import (
     QueueJoinRequest,
     QueueStatusAnswer,
@@ -63,6 +76,27 @@ OPERATIONS.extend([
               response=WaitingRoomView, staff=True),
     Operation("put", "/api/admin/waiting-room", "Switch the waiting room on or off and set its admission rate",
               "admin", request=WaitingRoomSettingsRequest, response=WaitingRoomView, staff=True),
+])
+
+# Sites (docs/sites.md)
+OPERATIONS.extend([
+    Operation("get", "/api/sites", "Sites within radiusKm (default 10, at most 100) of ?postcode=, nearest first; "
+              "?product= and ?limit= (default 50, at most 100) narrow it", "citizen", response=SiteSearchAnswer),
+    Operation("get", "/api/sites/{siteId}/slots", "A site's open slots with places left, ?from= to ?to= (London "
+              "dates; default today and 28 days on, at most 60), ?product=", "citizen", response=SlotsAnswer),
+    Operation("post", "/api/admin/sites", "Register a site; its ODS code becomes its id (Idempotency-Key honoured)",
+              "admin", request=SiteRegistration, response=SiteRegistered, status=201, staff=True),
+    Operation("post", "/api/admin/sites/{siteId}/sessions", "Open a session and create its slots (SiteManager of "
+              "the site)", "admin", request=OpenSessionRequest, response=SessionOpened, status=201, staff=True),
+    Operation("post", "/api/admin/sites/{siteId}/sessions/{sessionId}/cancel", "Cancel a session; refused while "
+              "it holds bookings unless cancelBookings", "admin", request=CancelSessionRequest,
+              response=SessionCancelled, staff=True),
+    Operation("get", "/api/admin/sites/{siteId}/appointments", "The day list of ?date= (SiteStaff or SiteManager "
+              "of the site)", "admin", response=DayListAnswer, staff=True),
+    Operation("put", "/api/admin/staff/{userId}", "Which sites a member of staff may act for", "admin",
+              request=StaffAssignmentRequest, response=StaffAssignment, staff=True),
+    Operation("get", "/api/admin/staff/{userId}", "A member of staff's sites", "admin", response=StaffAssignment,
+              staff=True),
 ])
 
 

@@ -235,10 +235,16 @@ class BookingService:
 
     async def cancel(self, reference: str, nhs_number: str, date_of_birth: dt.date) -> BookingRecord:
         _, stored = await self._find(reference, nhs_number, date_of_birth)
-        record = stored.record
-        if record.status == BookingStatus.CANCELLED:
-            return record  # cancelling twice is harmless
-        now = self._clock.now()
+        if stored.record.status == BookingStatus.CANCELLED:
+            return stored.record  # cancelling twice is harmless
+        committed = await self._cancel(stored)
+        if committed is None:
+            raise ProblemError(409, "CONFLICT", "Changed meanwhile", "The booking changed while cancelling; try again")
+        return committed.record
+
+    async def _cancel(self, stored: StoredBooking) -> StoredBooking | None:
+        """Commit the cancellation with its event and the places to give back, then give them back."""
+        record, now = stored.record, self._clock.now()
         cancelled = record.model_copy(update={
             "status": BookingStatus.CANCELLED, "version": record.version + 1,
             "outbox": [*record.outbox, OutboxEvent(event_id=f"{record.reference}.{record.version + 1}.cancelled",
@@ -248,10 +254,27 @@ class BookingService:
         })
         committed = await self._records.replace(stored, cancelled)
         if committed is None:
-            raise ProblemError(409, "CONFLICT", "Changed meanwhile", "The booking changed while cancelling; try again")
+            return None
         self.step_hook("cancelled")
-        await self.finish_cleanup(committed)
-        return committed.record
+        return await self.finish_cleanup(committed)
+
+    async def cancel_bookings_in_slots(self, slot_ids: list[str]) -> int:
+        """Cancel, with notice, every confirmed booking holding one of these (already closed) slots.
+
+        Idempotent: a cancelled booking holds nothing, so calling again finds only what is left.
+        """
+        cancelled = 0
+        for slot_id in slot_ids:
+            key = parse_slot_id(slot_id)
+            if key is None:
+                continue
+            for reference in await self._holds.holders(slot_id, key.site_id):
+                stored = await self._records.find(reference)
+                if stored is not None and stored.record.status == BookingStatus.CONFIRMED:
+                    cancelled += await self._cancel(stored) is not None
+                elif stored is None or stored.record.status in (BookingStatus.CANCELLED, BookingStatus.RELEASED):
+                    await self._holds.release(slot_id, key.site_id, reference)  # a place nobody holds any more
+        return cancelled
 
     async def reschedule(self, reference: str, nhs_number: str, date_of_birth: dt.date,
                          requested: list[RequestedAppointment]) -> BookingRecord:

@@ -34,6 +34,7 @@ from shared.api.site_models import (
 from shared.domain.geo import bounding_box, haversine_km
 from shared.domain.sites import Location, Session, Site
 from shared.domain.slots import generate_slots, session_id_of
+from shared.observability import redacted_traceback
 from shared.ports import (
     Clock,
     IdempotencyKeys,
@@ -115,11 +116,11 @@ class SiteIndex:
     async def _refresh(self) -> None:
         try:
             sites = await self._store.all_sites()
-        except Exception:
+        except Exception as error:
             if self._loaded_at is None:
                 raise
             # Serve the list we have (sites change rarely) and try again in a few seconds.
-            log.warning("site index refresh failed; serving the previous list", exc_info=True)
+            log.warning("site index refresh failed; serving the previous list\n%s", redacted_traceback(error))
             self._loaded_at = self._monotonic() - self._refresh_seconds + 5
             return
         self._sites = {site.site_id: site for site in sites}

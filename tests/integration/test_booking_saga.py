@@ -246,3 +246,18 @@ async def test_while_the_room_is_on_each_admission_books_once_and_a_refusal_give
     with pytest.raises(ProblemError):
         await world.app.bookings.book(request(third, slot), admission_token="ok-3")  # full: nothing booked
     assert gate.released == ["ok-3"] and "ok-3" not in gate.used
+
+
+async def test_cancelling_a_sessions_bookings_gives_every_place_back_once(world: World) -> None:
+    slot = await world.slot(SOON, capacity=3)
+    numbers = await world.people(2)
+    for number in numbers:
+        await world.app.bookings.book(request(number, slot))
+    sites = world.container("sites")
+    await sites.patch_item(slot, partition_key=world.site_id,
+                           patch_operations=[{"op": "set", "path": "/status", "value": "cancelled"}])
+    assert await world.app.bookings.cancel_bookings_in_slots([slot]) == 2
+    assert await world.app.bookings.cancel_bookings_in_slots([slot]) == 0
+    assert (await world.slot_doc(slot))["booked"] == 0
+    for number in numbers:
+        assert (await world.app.patient_store.booking_view(number)).claims == {}
