@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from devhost.launch import start_devhost
+from shared.api.principal import encode_principal
 from tests.conftest import EmulatorEndpoints
 
 # Settings the e2e tests rely on: a short policy refresh so a change is seen within a test, and a
@@ -40,3 +44,27 @@ def devhost_url(emulators: EmulatorEndpoints, devhost_log: Path) -> Iterator[str
         yield devhost.url
     finally:
         devhost.stop()
+
+
+REFRESH = 1.2  # E2E_SETTINGS: every instance sees a waiting-room change within WAITING_ROOM_REFRESH_SECONDS
+
+
+def configure(url: str, **body: Any) -> dict[str, Any]:
+    """PUT /api/admin/waiting-room as a NationalAdmin."""
+    admin = {"x-ms-client-principal": encode_principal("Nat Admin", ["NationalAdmin"])}
+    answer = httpx.put(f"{url}/api/admin/waiting-room", json=body, headers=admin, timeout=10)
+    assert answer.status_code == 200, answer.text
+    settings: dict[str, Any] = answer.json()
+    return settings
+
+
+@pytest.fixture
+def room_on(devhost_url: str) -> Iterator[None]:
+    """The room on at 120 a minute for one test, then off again so that no other test is gated."""
+    configure(devhost_url, enabled=True, admitPerMinute=120)
+    time.sleep(REFRESH)
+    try:
+        yield
+    finally:
+        configure(devhost_url, enabled=False)
+        time.sleep(REFRESH)

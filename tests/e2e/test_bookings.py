@@ -13,6 +13,7 @@ import pytest
 from shared.composition import services
 from tests.conftest import EmulatorEndpoints
 from tests.e2e.test_eligibility import ADMIN, new_number, years_ago
+from tests.e2e.test_waiting_room import join, status
 from tests.integration.booking_world import World
 
 pytestmark = pytest.mark.e2e
@@ -127,3 +128,26 @@ async def test_concurrent_bookers_over_http_never_overbook(devhost_url: str, wor
             "nhsNumber": n, "dateOfBirth": born, "appointments": [{"slotId": slot}]}) for n in numbers))
     assert sorted(a.status_code for a in answers) == [201] * 4 + [409] * 8
     await world.check_invariants([slot], numbers)
+
+
+async def test_while_the_room_is_on_booking_needs_an_admission_that_books_once(
+        devhost_url: str, world: World, room_on: None, client_headers: dict[str, str]) -> None:
+    slot = await world.slot(SOON, capacity=5)
+    born = years_ago(58)
+    first, second = person(devhost_url, born), person(devhost_url, born)
+    refused = book(devhost_url, first, born, slot)
+    assert refused.status_code == 403 and refused.json()["code"] == "ADMISSION_REQUIRED"
+    ticket = join(devhost_url, client_headers)["ticket"]
+    deadline = asyncio.get_running_loop().time() + 20
+    while not (answer := status(devhost_url, ticket))["admitted"]:
+        assert asyncio.get_running_loop().time() < deadline, answer
+        await asyncio.sleep(0.5)
+    bearer = {"Authorization": f"Bearer {answer['admissionToken']}"}
+    body = {"dateOfBirth": born, "appointments": [{"slotId": slot}]}
+    booked = httpx.post(f"{devhost_url}/api/bookings", json={"nhsNumber": first, **body}, headers=bearer, timeout=30)
+    assert booked.status_code == 201, booked.text
+    again = httpx.post(f"{devhost_url}/api/bookings", json={"nhsNumber": second, **body}, headers=bearer, timeout=30)
+    assert again.status_code == 403 and again.json()["code"] == "ADMISSION_REQUIRED"
+    forged = {"Authorization": "Bearer wra1.forged.token"}
+    assert httpx.post(f"{devhost_url}/api/bookings", json={"nhsNumber": second, **body}, headers=forged,
+                      timeout=30).status_code == 403

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -14,15 +13,6 @@ from shared.api.principal import encode_principal
 pytestmark = pytest.mark.e2e
 
 ADMIN = {"x-ms-client-principal": encode_principal("Nat Admin", ["NationalAdmin"])}
-REFRESH = 1.2  # E2E_SETTINGS: every instance sees a change within WAITING_ROOM_REFRESH_SECONDS
-
-
-def configure(url: str, **body: Any) -> dict[str, Any]:
-    answer = httpx.put(f"{url}/api/admin/waiting-room", json=body, headers=ADMIN, timeout=10)
-    assert answer.status_code == 200, answer.text
-    settings: dict[str, Any] = answer.json()
-    return settings
-
 
 def join(url: str, headers: dict[str, str]) -> dict[str, Any]:
     answer = httpx.post(f"{url}/api/queue/join", json={}, headers=headers, timeout=10)
@@ -36,18 +26,6 @@ def status(url: str, ticket: str) -> dict[str, Any]:
     assert answer.status_code == 200, answer.text
     body: dict[str, Any] = answer.json()
     return body
-
-
-@pytest.fixture
-def room_on(devhost_url: str) -> Iterator[None]:
-    """The room on at 120 a minute for one test, then off again so that no other test is gated."""
-    configure(devhost_url, enabled=True, admitPerMinute=120)
-    time.sleep(REFRESH)
-    try:
-        yield
-    finally:
-        configure(devhost_url, enabled=False)
-        time.sleep(REFRESH)
 
 
 def test_with_the_room_off_a_join_is_admitted_at_once(devhost_url: str, client_headers: dict[str, str]) -> None:
