@@ -2,28 +2,48 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import os
 import platform
 import time
 from typing import Any
 
-from bench import devhost_overhead, eligibility
+from bench import booking, devhost_overhead, eligibility, journey, waiting_room
 
 
 def main() -> None:
     started = time.monotonic()
-    summary: dict[str, Any] = {"machine": f"{platform.machine()} {platform.python_version()}"}
     overhead = devhost_overhead.main([])
-    summary["devhost_overhead"] = overhead
     checks = eligibility.main()
-    summary.update({
+    books = booking.main([])
+    room = waiting_room.main()
+    load = journey.main()
+    summary: dict[str, Any] = {
+        "date": dt.date.today().isoformat(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "bookings_per_s": books["bookings_per_s"],
+        "raw_conditional_patch_per_s": books["raw_conditional_patch_per_s"],
+        "booking_ratio": books["booking_ratio"],
+        "booking_p50_ms": books["booking_p50_ms"],
+        "booking_p99_ms": books["booking_p99_ms"],
+        "cosmos_requests_per_booking": books["cosmos_requests_per_booking"],
+        "overbooked_slots": books["overbooked_slots"] + load["overbooked_slots"],
         "eligibility_per_s": checks["eligibility_per_s"],
         "eligibility_p50_ms": checks["eligibility_p50_ms"],
         "eligibility_p99_ms": checks["eligibility_p99_ms"],
         "eligibility_to_health_ratio": checks["eligibility_to_health_ratio"],
         "pure_decisions_per_s": checks["pure_decisions_per_s"],
+        "waiting_room_status_cosmos_requests_per_poll": room["poll_cosmos_requests_per_poll"],
+        "waiting_room_join_cosmos_requests_per_join": room["join_cosmos_requests_per_join"],
+        "waiting_room_polls_per_s": room["polls_per_s"],
+        "waiting_room_admitted_vs_configured": round(
+            room["admit_per_minute_achieved"] / room["admit_per_minute_configured"], 3),
+        "devhost_to_bare_http_ratio": overhead.get("ratio_devhost_async_to_bare"),
+        "journey_peak_requests_per_s": load["peak_requests_per_s"],
+        "journey_peak_users": load["peak_users"],
         "bench_seconds": round(time.monotonic() - started, 1),
-    })
+    }
     print(json.dumps(summary))
 
 
