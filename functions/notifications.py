@@ -9,8 +9,7 @@ import azure.functions as func
 from pydantic import ValidationError
 
 from functions.http import endpoint, json_response, parse_body
-from shared.api.fields import Mobile
-from shared.api.models import ApiModel
+from shared.api.models import OptOutRequest
 from shared.api.principal import HEADER, NATIONAL_ADMIN, require_role
 from shared.composition import services
 from shared.domain.messages import ReminderJob
@@ -80,10 +79,6 @@ else:
 async def schedule_reminders(timer: func.TimerRequest) -> None:
     # A singleton in Azure (the host holds a lease), so one scan mark has one writer.
     await services().notifications.schedule_reminders()
-
-
-class OptOutRequest(ApiModel):
-    mobile: Mobile
 
 
 @bp.route(route="admin/sms/opt-outs", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)

@@ -83,3 +83,9 @@ class PolicyDocument(CampaignPolicy):
 
     def policy(self) -> CampaignPolicy:
         return CampaignPolicy.model_validate(self.model_dump(exclude={"version", "updated_at"}))
+
+
+class OptOutRequest(ApiModel):
+    """POST /api/admin/sms/opt-outs: a mobile number for the STOP list."""
+
+    mobile: Mobile

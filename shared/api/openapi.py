@@ -9,12 +9,14 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from shared.api.booking_models import BookingAnswer, BookingRequest, LookupRequest, PersonProof, RescheduleRequest
 from shared.api.models import (
     EligibilityAnswer,
     EligibilityRequest,
     HealthAnswer,
     NimsImportAnswer,
     NimsImportRequest,
+    OptOutRequest,
     PolicyDocument,
 )
 from shared.api.problems import Problem
@@ -97,6 +99,22 @@ OPERATIONS.extend([
               request=StaffAssignmentRequest, response=StaffAssignment, staff=True),
     Operation("get", "/api/admin/staff/{userId}", "A member of staff's sites", "admin", response=StaffAssignment,
               staff=True),
+])
+
+# Bookings (docs/bookings.md)
+OPERATIONS.extend([
+    Operation("post", "/api/bookings", "Book dose N, or doses N and N+1 together (Idempotency-Key honoured; "
+              "Authorization: Bearer <admissionToken> while the waiting room is on)", "citizen",
+              request=BookingRequest, response=BookingAnswer, status=201),
+    Operation("post", "/api/bookings/lookup", "A booking by reference, for its person (404 for any mismatch)",
+              "citizen", request=LookupRequest, response=BookingAnswer),
+    Operation("post", "/api/bookings/{reference}/cancel", "Cancel a booking; its places return", "citizen",
+              request=PersonProof, response=BookingAnswer),
+    Operation("post", "/api/bookings/{reference}/reschedule", "Move a booking's appointments in one step: the old "
+              "places are given up only once the new ones are held", "citizen", request=RescheduleRequest,
+              response=BookingAnswer),
+    Operation("post", "/api/admin/sms/opt-outs", "Put a mobile number on the STOP list", "admin",
+              request=OptOutRequest, response=None, status=201, staff=True),
 ])
 
 

@@ -1,0 +1,19 @@
+"""The OpenAPI document lists exactly the HTTP routes the app serves."""
+
+from __future__ import annotations
+
+from function_app import app
+from shared.api.openapi import openapi_document
+
+
+def test_every_served_route_is_documented_and_every_documented_route_is_served() -> None:
+    served = set()
+    for function in app.get_functions():
+        trigger = function.get_trigger().get_dict_repr()
+        if trigger["type"] != "httpTrigger" or trigger["route"] == "openapi.json":
+            continue
+        for method in trigger.get("methods") or []:
+            served.add((str(getattr(method, "value", method)).lower(), f"/api/{trigger['route']}"))
+    documented = {(method, path) for path, operations in openapi_document()["paths"].items()
+                  for method in operations}
+    assert served == documented
