@@ -58,6 +58,21 @@ patchOperations.patchOperation = (collection, input) => {
   return originalPatch(collection, { ...input, condition: undefined });
 };
 
+// Every query the emulator runs starts by copying the container one element at a time
+// (reduce(($, c) => [...$, {c}], [])): quadratic in the container's size, so with the demo's 37,000
+// documents in `sites` one search took 37-60 s and stalled every other request. The generated code is
+// rewritten to a linear filter+map with the same result.
+const QueryProto = Object.getPrototypeOf(cosmosQuery("SELECT * FROM c"));
+const generatedCode = Object.getOwnPropertyDescriptor(QueryProto, "code").get;
+const QUADRATIC_FROM =
+  /\$c\.reduce\(\(\$, (\w+)\) => typeof \1 !== "undefined" \? \[\.\.\.\$, \{\s*\1: \1\s*\}\] : \$, \[\]\)/;
+Object.defineProperty(QueryProto, "code", {
+  get() {
+    return generatedCode.call(this).replace(QUADRATIC_FROM, (_, name) =>
+      `$c.filter(${name} => typeof ${name} !== "undefined").map(${name} => ({ ${name}: ${name} }))`);
+  },
+});
+
 const { createHttpsServer } = require("@vercel/cosmosdb-server");
 
 const [host, port, certPath, keyPath] = process.argv.slice(2);

@@ -1,11 +1,4 @@
-"""Demo sites for `make dev`: centres, pharmacies and GP practices across England with four weeks of sessions.
-
-Everything goes in through the same services the admin routes use. Centres stand at the real postcodes
-the demo population lives at; pharmacies and practices stand in real postcode sectors across England,
-picked in proportion to how many postcodes each sector has (so, like people, mostly in towns), with
-made-up unit letters: a demo postcode always locates, to its real sector's centroid. ODS codes are
-made up too, except that the first GP practices carry the codes the demo population is registered with.
-"""
+"""Demo sites for `make dev`: centres, pharmacies and GP practices across England with four weeks of sessions."""
 
 from __future__ import annotations
 
@@ -13,6 +6,7 @@ import asyncio
 import csv
 import datetime as dt
 import logging
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -22,6 +16,12 @@ from typing import Any
 from shared.adapters.postcode_lookup import DATA_DIR, SECTORS_FILE
 
 log = logging.getLogger("devhost.demo")
+
+# Everything goes in through the same services the admin routes use. Centres stand at the real postcodes
+# the demo population lives at; pharmacies and practices stand in real postcode sectors across England,
+# picked in proportion to how many postcodes each sector has (so, like people, mostly in towns), with
+# made-up unit letters: a demo postcode always locates, to its real sector's centroid. ODS codes are made
+# up too, except that the first GP practices carry the codes the demo population is registered with.
 
 # England's postcode areas by their main town. Areas mostly in Wales or Scotland (CF, LD, LL, NP, SA, SY,
 # DG, TD, ...) are left out, so every demo site is in England.
@@ -135,7 +135,8 @@ def demo_sites(today: dt.date, seed: int = 2021) -> list[DemoSite]:
 async def load_demo_sites(today: dt.date | None = None) -> tuple[int, int]:
     """Register the demo sites and open their sessions; returns (sites registered, slots opened).
 
-    A site that exists already (an emulator kept running from an earlier start) is left as it is.
+    DEMO_SITES caps how many (default all 300, centres first; 0 for none). A site that exists already
+    (an emulator kept running from an earlier start) is left as it is.
     """
     from shared.api.principal import NATIONAL_ADMIN, Principal
     from shared.api.problems import ProblemError
@@ -165,7 +166,10 @@ async def load_demo_sites(today: dt.date | None = None) -> tuple[int, int]:
                 counts["slots"] += opened.slot_count
 
     started = time.monotonic()
-    await asyncio.gather(*(load(demo) for demo in demo_sites(today)))
+    demos = demo_sites(today)
+    if (wanted := os.environ.get("DEMO_SITES")) is not None:
+        demos = demos[:int(wanted)]
+    await asyncio.gather(*(load(demo) for demo in demos))
     log.info("demo data: %d sites with %d slots in %.0f s", counts["sites"], counts["slots"],
              time.monotonic() - started)
     return counts["sites"], counts["slots"]

@@ -32,7 +32,6 @@ from shared.services.outbox import OutboxRelay
 from shared.services.policy import PolicyService
 from shared.services.register_import import RegisterImportService
 from shared.services.sites import (
-    BookingCancellationUnavailable,
     NextAvailableDates,
     SiteAdminService,
     SiteAppointmentsService,
@@ -186,12 +185,10 @@ class Services:
 
     @cached_property
     def site_admin(self) -> SiteAdminService:
-        # The booking service does not cancel bookings by slot yet: until it does, cancelling a session
-        # together with its bookings fails (a session without bookings cancels as usual).
+        # The booking service cancels, with notice, the bookings of a session cancelled with them.
         return SiteAdminService(
             self.site_store, self.site_index, self.site_availability, self.staff_access, self.postcode_locator,
-            self.policy, CosmosIdempotencyKeys(self._container(resources.CONFIG)), BookingCancellationUnavailable(),
-            self.clock)
+            self.policy, CosmosIdempotencyKeys(self._container(resources.CONFIG)), self.bookings, self.clock)
 
     @cached_property
     def site_search(self) -> SiteSearchService:

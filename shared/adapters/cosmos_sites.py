@@ -1,14 +1,11 @@
-"""Sites, sessions, session-day ledgers and slots in Cosmos DB; staff assignments and admin idempotency keys.
-
-Filter predicates use only lower-case names and literals: the local emulator lower-cases the whole
-condition before evaluating it (real Cosmos DB does not), so anything else would not match there.
-"""
+"""Sites, sessions, session-day ledgers and slots in Cosmos DB; staff assignments and admin idempotency keys."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 import hashlib
+import logging
 from typing import Any
 
 from azure.core import MatchConditions
@@ -18,10 +15,13 @@ from azure.cosmos.exceptions import (
     CosmosResourceExistsError,
     CosmosResourceNotFoundError,
 )
+from pydantic import ValidationError
 
 from shared.domain.sites import Session, Site
 from shared.domain.slots import Slot
 from shared.ports import IdempotencyOutcome, SessionDay, SessionStatus, SlotState, StoredSession, StoredSite
+
+log = logging.getLogger(__name__)
 
 _SESSION_FIELDS = ("date", "start", "end", "slotMinutes", "capacityPerSlot", "product")
 # `end` is a reserved word in the Cosmos DB query language, hence c["end"].
@@ -117,8 +117,15 @@ class CosmosSiteStore:
 
     async def all_sites(self) -> list[Site]:
         # Cross-partition, so only the in-process site index calls it, once a minute per instance.
-        found = self._container.query_items("SELECT c.site FROM c WHERE c.type = 'site'")
-        return [Site.model_validate(doc["site"]) async for doc in found]
+        found = self._container.query_items("SELECT c.id, c.site FROM c WHERE c.type = 'site'")
+        sites = []
+        async for doc in found:
+            try:
+                sites.append(Site.model_validate(doc["site"]))
+            except (KeyError, ValidationError):
+                # One bad document must not take search down for every other site.
+                log.warning("site document %s is not a valid site; left out of the index", doc.get("id"))
+        return sites
 
     # ---- sessions ------------------------------------------------------------------------------
 
@@ -175,6 +182,8 @@ class CosmosSiteStore:
 
         return sum(await asyncio.gather(*(create(slot) for slot in slots)))
 
+    # Patch conditions here are written in lower case only, so they mean the same to Cosmos DB and to
+    # emulator versions that lower-case the whole condition.
     async def _reopen_for(self, slot: Slot) -> bool:
         try:
             await self._container.patch_item(

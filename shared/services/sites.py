@@ -62,14 +62,22 @@ _LEDGER_ATTEMPTS: Final = 5
 _FAN_OUT: Final = 16
 _USER_ID: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
-_NO_SITE = ProblemError(404, "NOT_FOUND", "Not found", "No such site")
-_KEY_REUSED = ProblemError(409, "IDEMPOTENCY_KEY_REUSED", "Idempotency-Key reused",
-                           "This Idempotency-Key was used with a different request")
+
+# Fresh exceptions each time: raising one shared instance would keep growing its traceback.
+def _no_site() -> ProblemError:
+    return ProblemError(404, "NOT_FOUND", "Not found", "No such site")
+
+
+def _key_reused() -> ProblemError:
+    return ProblemError(409, "IDEMPOTENCY_KEY_REUSED", "Idempotency-Key reused",
+                        "This Idempotency-Key was used with a different request")
+
 
 Monotonic = Callable[[], float]
 
 
 def london_today(clock: Clock) -> dt.date:
+    """Today's date in England, which is what session dates and slot ranges mean."""
     return clock.now().astimezone(LONDON).date()
 
 
@@ -213,13 +221,6 @@ class StaffAccess:
                                [FieldError(field="userId", message="not a user id")])
 
 
-class BookingCancellationUnavailable:
-    """Stands in for the booking service until it can cancel the bookings of cancelled slots."""
-
-    async def cancel_bookings_in_slots(self, slot_ids: list[str]) -> int:
-        raise NotImplementedError("cancelling the bookings of a cancelled session is not available yet")
-
-
 class SiteAdminService:
     """Registering sites, and opening and cancelling their sessions (each session creates its slots)."""
 
@@ -242,7 +243,7 @@ class SiteAdminService:
             return None
         key_id = f"{scope}|{actor.user_id}|{key}"
         if await self._keys.claim(key_id, body_hash(body), self._clock.now(), IDEMPOTENCY_WINDOW) == "conflict":
-            raise _KEY_REUSED
+            raise _key_reused()
         return hashlib.sha256(key_id.encode()).hexdigest()[:32]
 
     # ---- sites ---------------------------------------------------------------------------------
@@ -282,7 +283,7 @@ class SiteAdminService:
         await self._access.require_site(actor, site_id, (SITE_MANAGER,))
         site = await self._index.find(site_id)
         if site is None:
-            raise _NO_SITE
+            raise _no_site()
         if not site.offers(session.product):
             raise ProblemError(422, "PRODUCT_NOT_OFFERED", "Product not offered", "The site does not offer that "
                                "product", [FieldError(field="product", message="not a product this site offers")])
@@ -422,7 +423,7 @@ class SiteSearchService:
 
     async def slots(self, site_id: str, query: SlotQuery) -> SlotsAnswer:
         if await self._index.find(site_id) is None:
-            raise _NO_SITE
+            raise _no_site()
         first = query.from_ or london_today(self._clock)
         last = query.to or first + dt.timedelta(days=DEFAULT_SLOT_DAYS)
         if last < first:
@@ -450,7 +451,7 @@ class SiteAppointmentsService:
     async def day_list(self, site_id: str, day: dt.date | None, actor: Principal) -> DayListAnswer:
         await self._access.require_site(actor, site_id, (SITE_STAFF, SITE_MANAGER))
         if await self._index.find(site_id) is None:
-            raise _NO_SITE
+            raise _no_site()
         day = day or london_today(self._clock)
         docs = await self._book.day_list(site_id, day)
         entries = await _bounded(self._entry(doc) for doc in docs)

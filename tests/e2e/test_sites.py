@@ -124,7 +124,7 @@ def book(url: str, slot: str) -> dict[str, Any]:
         "nhsNumber": number, "dateOfBirth": born, "appointments": [{"slotId": slot}]})
     assert answer.status_code == 201, answer.text
     body: dict[str, Any] = answer.json()
-    return body
+    return {**body, "proof": {"nhsNumber": number, "dateOfBirth": born}}
 
 
 def test_slots_the_day_list_and_cancelling_a_session_that_holds_a_booking(devhost_url: str) -> None:
@@ -158,3 +158,14 @@ def test_slots_the_day_list_and_cancelling_a_session_that_holds_a_booking(devhos
     assert done.status_code == 200 and done.json() == {"sessionId": empty, "status": "cancelled",
                                                        "slotsCancelled": 2, "bookingsCancelled": 0}
     assert len(httpx.get(f"{devhost_url}/api/sites/{site}/slots", timeout=30).json()["slots"]) == 3
+
+    with_bookings = httpx.post(cancel_url, headers=manager, json={"cancelBookings": True}, timeout=30)
+    assert with_bookings.status_code == 200, with_bookings.text
+    assert with_bookings.json() == {"sessionId": session, "status": "cancelled", "slotsCancelled": 4,
+                                    "bookingsCancelled": 1}
+    looked_up = httpx.post(f"{devhost_url}/api/bookings/lookup", timeout=30,
+                           json={"reference": booking["reference"], **booking["proof"]})
+    assert looked_up.json()["status"] == "cancelled"
+    assert httpx.get(f"{devhost_url}/api/sites/{site}/slots", timeout=30).json()["slots"] == []
+    day = httpx.get(day_url, params={"date": TOMORROW.isoformat()}, headers=site_staff, timeout=10)
+    assert day.json()["appointments"] == []

@@ -493,3 +493,23 @@ async def test_the_day_list_names_each_person_and_is_only_for_the_sites_staff() 
                                                                           ("B2", "Alan Turing", 1)]
     refused = await problem(service.day_list("FA001", None, manager("FA002", world=world, role=SITE_STAFF)))
     assert refused.problem.status == 403
+
+
+async def test_the_demo_sites_are_valid_registrations_spread_across_england() -> None:
+    from devhost.demo_sites import demo_sites
+    from shared.adapters.postcode_lookup import OfflinePostcodeLocator
+    from shared.api.site_models import OpenSessionRequest
+
+    sites = demo_sites(dt.date(2026, 3, 1))
+    locator = OfflinePostcodeLocator()
+    places = []
+    for demo in sites:
+        body = SiteRegistration.model_validate(demo.registration)
+        located = await locator.locate(body.postcode)
+        assert located is not None, body.postcode
+        places.append(located)
+        for fields in demo.sessions:
+            assert body.products.count(OpenSessionRequest.model_validate(fields).product) == 1
+    assert len(sites) == len({d.registration["odsCode"] for d in sites}) == 300
+    latitudes = sorted(lat for lat, _ in places)
+    assert latitudes[0] < 51 and latitudes[-1] > 54.5  # from the south coast to the north east
