@@ -193,7 +193,7 @@ class Services:
     @cached_property
     def site_search(self) -> SiteSearchService:
         return SiteSearchService(self.site_store, self.site_index, self.site_availability, self.postcode_locator,
-                                 self.clock)
+                                 self.clock, self.settings.slot_listing_cache_seconds)
 
     @cached_property
     def site_appointments(self) -> SiteAppointmentsService:

@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     match_lock_max_failures: int = Field(default=5, validation_alias="MATCH_LOCK_MAX_FAILURES")
     match_lock_minutes: int = Field(default=15, validation_alias="MATCH_LOCK_MINUTES")
 
+    # How long an instance may serve a site's slot listing again (0: every listing is a fresh query).
+    slot_listing_cache_seconds: float = Field(default=2.0, validation_alias="SLOT_LISTING_CACHE_SECONDS")
     # A booking saga not confirmed within this long is released by the repair timer.
     booking_saga_timeout_seconds: float = Field(default=120.0, validation_alias="BOOKING_SAGA_TIMEOUT_SECONDS")
 

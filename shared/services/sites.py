@@ -389,12 +389,17 @@ class SiteSearchService:
     """Sites near a postcode, and a site's free slots: what the public booking journey reads."""
 
     def __init__(self, store: SiteStore, index: SiteIndex, availability: NextAvailableDates,
-                 locator: PostcodeLocator, clock: Clock) -> None:
+                 locator: PostcodeLocator, clock: Clock, slot_listing_seconds: float = 0.0) -> None:
         self._store = store
         self._index = index
         self._availability = availability
         self._locator = locator
         self._clock = clock
+        # At a national peak thousands of people look at the same big centre's slots each second. A
+        # listing a second or two old costs nothing in correctness (the booking's conditional patch
+        # decides who gets a place) and saves one partition query per look.
+        self._slot_listing_ttl = dt.timedelta(seconds=slot_listing_seconds)
+        self._slot_listings: dict[tuple[str, dt.date, dt.date, str | None], tuple[dt.datetime, SlotsAnswer]] = {}
 
     async def search(self, query: SiteSearchQuery) -> SiteSearchAnswer:
         located = await self._locator.locate(query.postcode)
@@ -433,10 +438,20 @@ class SiteSearchService:
             raise ProblemError(422, "VALIDATION_FAILED", "The request is not valid",
                                f"At most {MAX_SLOT_DAYS} days at a time",
                                [FieldError(field="to", message=f"at most {MAX_SLOT_DAYS} days after from")])
-        found = await self._store.open_slots(site_id, first, last, query.product, self._clock.now())
-        return SlotsAnswer(slots=[
+        now = self._clock.now()
+        key = (site_id, first, last, query.product)
+        cached = self._slot_listings.get(key)
+        if cached is not None and now < cached[0]:
+            return cached[1]
+        found = await self._store.open_slots(site_id, first, last, query.product, now)
+        answer = SlotsAnswer(slots=[
             SlotSummary(slot_id=s.slot_id, start=s.start, end=s.end, product=s.product, remaining=s.capacity - s.booked)
             for s in sorted(found, key=lambda s: (s.start, s.slot_id)) if s.capacity > s.booked])
+        if self._slot_listing_ttl:
+            if len(self._slot_listings) > 10_000:
+                self._slot_listings.clear()  # bounded: a burst of distinct ranges cannot grow it without end
+            self._slot_listings[key] = (now + self._slot_listing_ttl, answer)
+        return answer
 
 
 class SiteAppointmentsService:

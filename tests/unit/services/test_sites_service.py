@@ -513,3 +513,30 @@ async def test_the_demo_sites_are_valid_registrations_spread_across_england() ->
     assert len(sites) == len({d.registration["odsCode"] for d in sites}) == 300
     latitudes = sorted(lat for lat, _ in places)
     assert latitudes[0] < 51 and latitudes[-1] > 54.5  # from the south coast to the north east
+
+
+async def test_a_slot_listing_is_served_again_from_the_instance_for_its_few_seconds() -> None:
+    from shared.api.site_models import SlotQuery
+    from shared.services.sites import SiteSearchService
+
+    class CountingStore:
+        def __init__(self) -> None:
+            self.queries = 0
+
+        async def open_slots(self, *args: object) -> list[object]:
+            self.queries += 1
+            return []
+
+    class Index:
+        async def find(self, site_id: str) -> object:
+            return object()
+
+    store, clock = CountingStore(), FakeClock()
+    search = SiteSearchService(store, Index(), None, None, clock, slot_listing_seconds=2)  # type: ignore[arg-type]
+    query = SlotQuery.model_validate({})
+    await search.slots("SITE1", query)
+    await search.slots("SITE1", query)
+    assert store.queries == 1
+    clock.advance(seconds=2)
+    await search.slots("SITE1", query)
+    assert store.queries == 2
