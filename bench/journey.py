@@ -33,7 +33,7 @@ from shared.settings import reset_settings
 ADMIN = {"x-ms-client-principal": encode_principal("bench", ["NationalAdmin"])}
 POSTCODES = ["LS1 4AP", "M1 1AE", "B1 1AA", "NE1 7RU", "BS1 4DJ", "NG1 5FW", "SW1A 1AA", "E1 6AN"]
 SITES_PER_CITY = 4
-PEOPLE = 8_000
+PEOPLE = 10_000
 BORN = "1958-08-08"
 
 

@@ -19,7 +19,7 @@ PEOPLE: list[dict[str, str]] = json.loads(Path(os.environ["JOURNEY_PEOPLE"]).rea
 POSTCODES = json.loads(os.environ.get("JOURNEY_POSTCODES", '["LS1 4AP"]'))
 _next_person = itertools.count()
 STEP_SECONDS = float(os.environ.get("JOURNEY_STEP_SECONDS", "15"))
-STEPS = [int(n) for n in os.environ.get("JOURNEY_STEPS", "4,8,16,32,64").split(",")]
+STEPS = [int(n) for n in os.environ.get("JOURNEY_STEPS", "4,8,16,32,64,128,192").split(",")]
 BREAK_P95_MS = float(os.environ.get("JOURNEY_BREAK_P95_MS", "2000"))
 BREAK_FAILURE_RATIO = float(os.environ.get("JOURNEY_BREAK_FAILURE_RATIO", "0.02"))
 
