@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from shared.api.fields import OdsCode, Postcode, PostcodeOrDistrict
 from shared.api.models import ApiModel
-from shared.domain.sites import AgeBand, Location, Session, SiteId, SiteProduct, SiteType
+from shared.domain.sites import AgeBand, Location, Session, SiteId, SiteName, SiteProduct, SiteType, unique_codes
 
 MAX_RADIUS_KM = 100.0
 DEFAULT_RADIUS_KM = 10.0
@@ -36,29 +36,15 @@ class QueryModel(ApiModel):
 class SiteRegistration(ApiModel):
     """POST /api/admin/sites. The site id is the ODS code; `location` comes from the postcode when absent."""
 
-    name: Annotated[str, Field(min_length=1, max_length=200)]
+    name: SiteName
     type: SiteType
     ods_code: OdsCode
     postcode: Postcode
-    products: Annotated[list[SiteProduct], Field(min_length=1, max_length=20)]
+    products: Annotated[list[SiteProduct], Field(min_length=1, max_length=20), AfterValidator(unique_codes)]
     # No band given means no limit of the site's own: the policy's product minimum ages still apply.
     age_bands: Annotated[list[AgeBand], Field(min_length=1, max_length=10)] = Field(
         default_factory=lambda: [AgeBand(min_age=0)])
     location: Location | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _name_is_not_blank(cls, name: str) -> str:
-        if not name.strip():
-            raise ValueError("name must not be blank")
-        return name.strip()
-
-    @field_validator("products")
-    @classmethod
-    def _products_are_unique(cls, products: list[str]) -> list[str]:
-        if len(set(products)) != len(products):
-            raise ValueError("products lists a code more than once")
-        return products
 
 
 class SiteRegistered(ApiModel):

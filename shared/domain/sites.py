@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from enum import StrEnum
-from typing import Annotated, Any, Final, Self
+from typing import Annotated, Any, Final, Self, TypeVar
 from zoneinfo import ZoneInfo
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
 from shared.domain.policy import DomainModel, ProductCode
 from shared.domain.postcodes import normalise_postcode
@@ -42,6 +43,25 @@ SiteProduct = Annotated[ProductCode, BeforeValidator(_upper_code)]
 # separates the parts of a slot id.
 SiteId = Annotated[str, Field(strict=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
 Age = Annotated[int, Field(strict=True, ge=0, le=MAX_AGE)]
+
+
+def _non_blank(name: str) -> str:
+    if not name.strip():
+        raise ValueError("name must not be blank")
+    return name.strip()
+
+
+CodesT = TypeVar("CodesT", bound=Sequence[str])
+
+
+def unique_codes(codes: CodesT) -> CodesT:
+    """Refuses a list of product codes that names one twice."""
+    if len(set(codes)) != len(codes):
+        raise ValueError("products lists a code more than once")
+    return codes
+
+
+SiteName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_non_blank)]
 
 
 class SiteType(StrEnum):
@@ -79,32 +99,19 @@ class Site(DomainModel):
     """A place that vaccinates: what it offers, to which ages, and where it is."""
 
     site_id: SiteId
-    name: Annotated[str, Field(min_length=1, max_length=200)]
+    name: SiteName
     type: SiteType
     ods_code: Annotated[str, BeforeValidator(_upper_code), Field(pattern=r"^[A-Z0-9]{3,10}$")]
     postcode: str
     location: Location
-    products: Annotated[tuple[SiteProduct, ...], Field(min_length=1)]
+    products: Annotated[tuple[SiteProduct, ...], Field(min_length=1), AfterValidator(unique_codes)]
     age_bands: Annotated[tuple[AgeBand, ...], Field(min_length=1)]
-
-    @field_validator("name")
-    @classmethod
-    def _name_is_not_blank(cls, name: str) -> str:
-        if not name.strip():
-            raise ValueError("name must not be blank")
-        return name.strip()
 
     @field_validator("postcode")
     @classmethod
     def _postcode_is_full(cls, postcode: str) -> str:
         return normalise_postcode(postcode)
 
-    @field_validator("products")
-    @classmethod
-    def _products_are_unique(cls, products: tuple[str, ...]) -> tuple[str, ...]:
-        if len(set(products)) != len(products):
-            raise ValueError("products lists a code more than once")
-        return products
 
     def offers(self, product: str) -> bool:
         return product in self.products
