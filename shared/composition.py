@@ -65,12 +65,16 @@ class Services:
         return PolicyService(store, self.clock, self.settings.policy_refresh_seconds)
 
     @cached_property
+    def _lock_rule(self) -> MatchLockRule:
+        s = self.settings
+        return MatchLockRule(max_failures=s.match_lock_max_failures, window=dt.timedelta(minutes=s.match_lock_minutes),
+                             lock=dt.timedelta(minutes=s.match_lock_minutes))
+
+    @cached_property
     def eligibility(self) -> EligibilityService:
         s = self.settings
         throttle = ClientThrottle(s.eligibility_client_burst, s.eligibility_client_per_second)
-        rule = MatchLockRule(max_failures=s.match_lock_max_failures, window=dt.timedelta(minutes=s.match_lock_minutes),
-                             lock=dt.timedelta(minutes=s.match_lock_minutes))
-        return EligibilityService(self.patient_store, self.policy, self.clock, throttle, rule)
+        return EligibilityService(self.patient_store, self.policy, self.clock, throttle, self._lock_rule)
 
     @cached_property
     def register_import(self) -> RegisterImportService:
@@ -93,7 +97,7 @@ class Services:
             self.patient_store, self.booking_records, CosmosSlotHolds(self._container(resources.SITES)),
             self.site_catalog, self.policy, self.clock, reference_key=self.settings.pii_hash_key.encode(),
             saga_timeout=dt.timedelta(seconds=self.settings.booking_saga_timeout_seconds),
-            admission=self.waiting_room)
+            admission=self.waiting_room, lock_rule=self._lock_rule)
 
     @cached_property
     def outbox(self) -> OutboxRelay:

@@ -129,6 +129,8 @@ class PatientClaims(Protocol):
         """Remove the markers that this reference holds; others' markers are left alone."""
         ...
 
+    async def save_match_failures(self, nhs_number: str, failures: MatchFailures) -> None: ...
+
 
 HoldOutcome = Literal["held", "full", "missing"]
 

@@ -35,7 +35,7 @@ from shared.domain.people import age_on
 from shared.domain.reference import InvalidReferenceError, normalise_reference, reference_from_bytes
 from shared.domain.sites import london_date
 from shared.domain.slots import parse_slot_id
-from shared.domain.throttling import locked_for
+from shared.domain.throttling import MatchLockRule, after_failed_match, locked_for
 from shared.ports import (
     AdmissionGate,
     BookingRecords,
@@ -75,8 +75,9 @@ class BookingService:
     def __init__(self, patients: PatientClaims, records: BookingRecords, holds: SlotHolds, sites: SiteCatalog,
                  policies: PolicyService, clock: Clock, reference_key: bytes,
                  saga_timeout: dt.timedelta = dt.timedelta(minutes=2), step_hook: StepHook = _no_hook,
-                 admission: AdmissionGate | None = None) -> None:
+                 admission: AdmissionGate | None = None, lock_rule: MatchLockRule | None = None) -> None:
         self._admission = admission
+        self._lock_rule = lock_rule or MatchLockRule()
         self._patients = patients
         self._records = records
         self._holds = holds
@@ -94,7 +95,7 @@ class BookingService:
         """Raises AdmissionRequiredError while the waiting room is on and the token does not admit."""
         now = self._clock.now()
         view = await self._patients.booking_view(request.nhs_number)
-        self._verify_person(view, request.date_of_birth, now, refusal=ProblemError(
+        await self._verify_person(request.nhs_number, view, request.date_of_birth, now, refusal=ProblemError(
             403, "NOT_ELIGIBLE", "Not eligible", "Not eligible to book", ()))
         body_hash = self._body_hash(request)
         key_hash = self._idempotency_hash(request.nhs_number, idempotency_key) if idempotency_key else None
@@ -226,7 +227,7 @@ class BookingService:
             raise _NOT_FOUND from None
         now = self._clock.now()
         view = await self._patients.booking_view(nhs_number)
-        self._verify_person(view, date_of_birth, now, refusal=_NOT_FOUND)
+        await self._verify_person(nhs_number, view, date_of_birth, now, refusal=_NOT_FOUND)
         home = view.references.get(reference)
         stored = await self._records.get(reference, home) if home else None
         if stored is None or stored.record.status in (BookingStatus.PENDING, BookingStatus.RELEASED):
@@ -336,12 +337,18 @@ class BookingService:
 
     # ---- shared steps -------------------------------------------------------------------------
 
-    def _verify_person(self, view: PatientBookingView, date_of_birth: dt.date, now: dt.datetime,
-                       refusal: ProblemError) -> None:
+    async def _verify_person(self, nhs_number: str, view: PatientBookingView, date_of_birth: dt.date,
+                             now: dt.datetime, refusal: ProblemError) -> None:
+        """The person's date of birth must match; misses count towards the same lock-out as eligibility's.
+
+        Otherwise these routes would let anyone guess birth dates without limit.
+        """
         wait = locked_for(view.lookup.failures, now)
         if wait:
             raise RateLimitedError(wait)
         if view.lookup.record is None or view.lookup.record.date_of_birth != date_of_birth:
+            await self._patients.save_match_failures(
+                nhs_number, after_failed_match(view.lookup.failures, now, self._lock_rule))
             raise refusal
 
     async def _plan(self, view: PatientBookingView, date_of_birth: dt.date, requested: list[RequestedAppointment],

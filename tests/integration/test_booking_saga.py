@@ -261,3 +261,14 @@ async def test_cancelling_a_sessions_bookings_gives_every_place_back_once(world:
     assert (await world.slot_doc(slot))["booked"] == 0
     for number in numbers:
         assert (await world.app.patient_store.booking_view(number)).claims == {}
+
+
+async def test_guessing_birth_dates_through_booking_routes_locks_the_number(world: World) -> None:
+    from shared.services.errors import RateLimitedError
+
+    slot = await world.slot(SOON, capacity=3)
+    [number] = await world.people(1)
+    for _ in range(world.app.settings.match_lock_max_failures):
+        assert await outcome(world, request(number, slot, born="1960-05-06")) == "NOT_ELIGIBLE"
+    with pytest.raises(RateLimitedError):
+        await world.app.bookings.lookup("BCDFGHJKM", number, dt.date(1960, 5, 5))
