@@ -22,7 +22,9 @@ E2E_SETTINGS = {"DEMO_DATA": "0", "DEVHOST_LOG_LEVEL": "INFO", "POLICY_REFRESH_S
                 # Waiting room: switching it on or off is seen by the app within a second.
                 "WAITING_ROOM_REFRESH_SECONDS": "1",
                 # Notifications: quick retries against the ACS stand-in, and a reminder scan every 5 seconds.
-                "SEND_RETRY_BASE_SECONDS": "0.1", "REMINDER_SCHEDULE": "*/5 * * * * *"}
+                "SEND_RETRY_BASE_SECONDS": "0.1", "REMINDER_SCHEDULE": "*/5 * * * * *",
+                # Slot listings: tests read a listing right after booking; the 2 s cache has a unit test.
+                "SLOT_LISTING_CACHE_SECONDS": "0"}
 
 
 @pytest.fixture(scope="session")
