@@ -8,6 +8,7 @@ import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
 import aiohttp
 from azure.core.pipeline.transport import AioHttpTransport
@@ -26,6 +27,10 @@ if TYPE_CHECKING:
 
 
 quiet_sdk_loggers()
+
+
+def _is_local(endpoint: str) -> bool:
+    return urlparse(endpoint).hostname in ("localhost", "127.0.0.1")
 
 
 @dataclass
@@ -110,8 +115,8 @@ class Clients:
                 self.settings.cosmos_endpoint,
                 credential=credential,
                 transport=self._transport(self.cosmos_requests, context),
-                # The local emulator answers on one endpoint only; skip region discovery.
-                enable_endpoint_discovery=False,
+                # A local emulator answers on one endpoint only; in Azure, discovery is what fails over.
+                enable_endpoint_discovery=not _is_local(self.settings.cosmos_endpoint),
             )
         return self._cosmos
 

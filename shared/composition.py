@@ -154,7 +154,7 @@ class Services:
             ServiceBusReminderQueue(self.clients.servicebus(), resources.QUEUE_REMINDERS)
             if s.messaging == "servicebus" else StorageReminderQueue(self.clients.queues(), resources.QUEUE_REMINDERS))
         config = NotificationConfig(
-            site_url=s.booking_site_url, email_enabled=s.email_from is not None, attempts=s.send_attempts,
+            site_url=s.booking_site_url, email_enabled=bool(s.email_from), attempts=s.send_attempts,
             retry_base_seconds=s.send_retry_base_seconds, retry_max_seconds=s.send_retry_max_seconds,
             repeatability_window=dt.timedelta(seconds=s.acs_repeatability_window_seconds))
         return NotificationService(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from shared.clients import Clients
+from shared.resources import QUEUE_BOOKING_EVENTS
 
 
 class CosmosProbe:
@@ -18,7 +19,10 @@ class CosmosProbe:
 
 
 class StorageProbe:
-    """Reads the queue service's properties: proves the storage account answers."""
+    """Reads one queue's properties: proves the storage account answers, with only data-plane rights.
+
+    (The service-properties call would need more than the Queue Data Contributor role in Azure.)
+    """
 
     name = "storage"
 
@@ -26,4 +30,4 @@ class StorageProbe:
         self._clients = clients
 
     async def check(self) -> None:
-        await self._clients.queues().get_service_properties()
+        await self._clients.queues().get_queue_client(QUEUE_BOOKING_EVENTS).get_queue_properties()
