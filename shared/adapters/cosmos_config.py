@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from azure.core import MatchConditions
 from azure.cosmos.aio import ContainerProxy
-from azure.cosmos.exceptions import CosmosHttpResponseError, CosmosResourceExistsError, CosmosResourceNotFoundError
+from azure.cosmos.exceptions import CosmosResourceNotFoundError
 
+from shared.adapters.cosmos_writes import create_or_replace
 from shared.domain.policy import CampaignPolicy
-from shared.ports import StoredPolicy, VersionConflictError
+from shared.ports import StoredPolicy
 
 
 class CosmosPolicyStore:
@@ -33,16 +33,5 @@ class CosmosPolicyStore:
         version = (previous.version if previous else 0) + 1
         doc = {"id": self.DOC_ID, "policy": policy.model_dump(mode="json", by_alias=True), "version": version,
                "updatedAt": now.isoformat(), "updatedBy": updated_by}
-        try:
-            if previous is None or previous.etag is None:
-                saved = await self._container.create_item(doc)
-            else:
-                saved = await self._container.replace_item(self.DOC_ID, doc, etag=previous.etag,
-                                                           match_condition=MatchConditions.IfNotModified)
-        except CosmosResourceExistsError:
-            raise VersionConflictError from None
-        except CosmosHttpResponseError as error:
-            if error.status_code == 412:
-                raise VersionConflictError from None
-            raise
+        saved = await create_or_replace(self._container, doc, previous.etag if previous else None)
         return StoredPolicy(policy=policy, version=version, updated_at=now, etag=saved.get("_etag"))

@@ -14,12 +14,12 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from azure.core import MatchConditions
 from azure.cosmos.aio import ContainerProxy
-from azure.cosmos.exceptions import CosmosHttpResponseError, CosmosResourceExistsError, CosmosResourceNotFoundError
+from azure.cosmos.exceptions import CosmosResourceExistsError, CosmosResourceNotFoundError
 
+from shared.adapters.cosmos_writes import create_or_replace
 from shared.domain.waiting_room import RoomSettings, RoomState, batch_id
-from shared.ports import JournalEntry, StoredRoomSettings, StoredRoomState, VersionConflictError
+from shared.ports import JournalEntry, StoredRoomSettings, StoredRoomState
 
 # Cosmos DB takes documents up to 2 MB; a record this long stays far below.
 MAX_RECORD_SEQS = 5000
@@ -94,7 +94,7 @@ class CosmosWaitingRoomStore:
         return StoredRoomSettings(_settings(doc), doc.get("_etag"))
 
     async def save_settings(self, settings: RoomSettings, previous: StoredRoomSettings | None) -> StoredRoomSettings:
-        saved = await self._save(self._config, _settings_doc(self._settings_id, settings),
+        saved = await create_or_replace(self._config, _settings_doc(self._settings_id, settings),
                                  previous.etag if previous else None)
         return StoredRoomSettings(settings, saved.get("_etag"))
 
@@ -106,25 +106,9 @@ class CosmosWaitingRoomStore:
         return StoredRoomState(_state(doc), doc.get("_etag"))
 
     async def save_state(self, state: RoomState, previous: StoredRoomState | None) -> StoredRoomState:
-        saved = await self._save(self._container, _state_doc(self._state_id, state),
+        saved = await create_or_replace(self._container, _state_doc(self._state_id, state),
                                  previous.etag if previous else None)
         return StoredRoomState(state, saved.get("_etag"))
-
-    @staticmethod
-    async def _save(container: ContainerProxy, doc: dict[str, Any], etag: str | None) -> dict[str, Any]:
-        try:
-            if etag is None:
-                created: dict[str, Any] = await container.create_item(doc)
-                return created
-            replaced: dict[str, Any] = await container.replace_item(
-                doc["id"], doc, etag=etag, match_condition=MatchConditions.IfNotModified)
-            return replaced
-        except CosmosResourceExistsError:
-            raise VersionConflictError from None
-        except CosmosHttpResponseError as error:
-            if error.status_code == 412:
-                raise VersionConflictError from None
-            raise
 
     # --- lapsed sets of buckets admission has left ------------------------------------------
 
