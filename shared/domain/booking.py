@@ -11,8 +11,7 @@ from typing import Final
 
 from shared.domain.eligibility import EligibilityDecision, ReasonCode, interval_ok, pair_booking_allowed
 from shared.domain.policy import CampaignPolicy
-from shared.domain.sites import AgeBand, Site, london_date, serves_age
-from shared.domain.slots import Slot
+from shared.domain.sites import AgeBand, london_date, serves_age
 
 # Decisions taken where the briefs are silent, and why:
 #
@@ -58,10 +57,6 @@ class RequestedSlot:
     product: str
     site_products: Collection[str]
     age_bands: tuple[AgeBand, ...]
-
-    @classmethod
-    def of(cls, slot: Slot, site: Site) -> RequestedSlot:
-        return cls(slot.slot_id, slot.site_id, slot.start, slot.product, site.products, site.age_bands)
 
 
 @dataclass(frozen=True)
@@ -221,11 +216,6 @@ def transition_outcome(current: BookingStatus, target: BookingStatus) -> Transit
 
 def is_final(status: BookingStatus) -> bool:
     return not TRANSITIONS[status]
-
-
-def holds_capacity(status: BookingStatus) -> bool:
-    """Whether a booking in this status counts against its slots and the person's one booking per dose."""
-    return status in (BookingStatus.PENDING, BookingStatus.CONFIRMED)
 
 
 def reservation_expired(reserved_at: dt.datetime, now: dt.datetime, timeout: dt.timedelta) -> bool:

@@ -22,12 +22,17 @@ from zoneinfo import ZoneInfo
 from shared.api.booking_models import BookingRequest, RequestedAppointment
 from shared.api.problems import FieldError, ProblemError
 from shared.domain.booking import (
+    INITIAL_STATUS,
     BookingPlan,
     BookingRejected,
     BookingStatus,
     RejectionCode,
     RequestedSlot,
+    TransitionOutcome,
+    is_final,
     plan_booking,
+    reservation_expired,
+    transition_outcome,
 )
 from shared.domain.booking_record import Appointment, BookingRecord, Cleanup, Contact, Move, OutboxEvent, Person
 from shared.domain.eligibility import PatientFacts, ReasonCode, decide_eligibility
@@ -128,7 +133,7 @@ class BookingService:
         assert view.lookup.record is not None
         patient = view.lookup.record
         record = BookingRecord(
-            reference="", home_site_id=appointments[0].site_id, status=BookingStatus.PENDING,
+            reference="", home_site_id=appointments[0].site_id, status=INITIAL_STATUS,
             appointments=appointments,
             person=Person(nhs_number=patient.nhs_number, given_name=patient.given_name,
                           family_name=patient.family_name, date_of_birth=patient.date_of_birth),
@@ -236,8 +241,11 @@ class BookingService:
 
     async def cancel(self, reference: str, nhs_number: str, date_of_birth: dt.date) -> BookingRecord:
         _, stored = await self._find(reference, nhs_number, date_of_birth)
-        if stored.record.status == BookingStatus.CANCELLED:
+        step = transition_outcome(stored.record.status, BookingStatus.CANCELLED)
+        if step is TransitionOutcome.ALREADY_DONE:
             return stored.record  # cancelling twice is harmless
+        if step is TransitionOutcome.REFUSED:
+            raise _NOT_FOUND
         committed = await self._cancel(stored)
         if committed is None:
             raise ProblemError(409, "CONFLICT", "Changed meanwhile", "The booking changed while cancelling; try again")
@@ -273,7 +281,7 @@ class BookingService:
                 stored = await self._records.find(reference)
                 if stored is not None and stored.record.status == BookingStatus.CONFIRMED:
                     cancelled += await self._cancel(stored) is not None
-                elif stored is None or stored.record.status in (BookingStatus.CANCELLED, BookingStatus.RELEASED):
+                elif stored is None or is_final(stored.record.status):
                     await self._holds.release(slot_id, key.site_id, reference)  # a place nobody holds any more
         return cancelled
 
@@ -415,7 +423,7 @@ class BookingService:
         counts = {"released": 0, "moves_undone": 0, "cleaned": 0}
         for stored in await self._records.stuck(now, limit):
             record = stored.record
-            if record.status == BookingStatus.PENDING and record.deadline <= now:
+            if record.status == BookingStatus.PENDING and reservation_expired(record.created_at, now, self._timeout):
                 released = await self._records.replace(stored, record.model_copy(update={
                     "status": BookingStatus.RELEASED,
                     "cleanup": Cleanup(release_slots=record.appointments, release_doses=record.doses(), since=now)}))

@@ -20,7 +20,6 @@ from shared.domain.booking import (
     RequestedSlot,
     TransitionOutcome,
     can_transition,
-    holds_capacity,
     is_final,
     plan_booking,
     reservation_expired,
@@ -28,8 +27,7 @@ from shared.domain.booking import (
 )
 from shared.domain.eligibility import EligibilityDecision, PatientFacts, ReasonCode, Vaccination, decide_eligibility
 from shared.domain.policy import DEFAULT_POLICY, CampaignPolicy
-from shared.domain.sites import LONDON, AgeBand, Session, Site
-from shared.domain.slots import generate_slots
+from shared.domain.sites import LONDON, AgeBand
 
 FAST = settings(max_examples=100, deadline=None, database=None)
 TODAY = dt.date(2021, 6, 1)
@@ -131,44 +129,6 @@ def test_a_three_dose_course_may_book_doses_two_and_three_together():
     result = plan(slot(3), slot(3 + MIN_DAYS), decision=eligible(next_dose=2), policy=three_doses)
     assert isinstance(result, BookingPlan)
     assert [a.dose for a in result.appointments] == [2, 3]
-
-
-def test_requested_slot_of_takes_what_the_rules_need_from_a_slot_and_its_site():
-    site = Site.model_validate(
-        {
-            "siteId": "site-9",
-            "name": "Town Pharmacy",
-            "type": "pharmacy",
-            "odsCode": "FA123",
-            "postcode": "LS1 4AP",
-            "location": {"lat": 53.79, "lon": -1.55},
-            "products": ["MODERNA"],
-            "ageBands": [{"minAge": 18, "maxAge": 64}],
-        }
-    )
-    session = Session.model_validate(
-        {
-            "date": "2021-06-02",
-            "start": "09:00",
-            "end": "09:10",
-            "slotMinutes": 10,
-            "capacityPerSlot": 1,
-            "product": "MODERNA",
-        }
-    )
-    (generated,) = generate_slots(site.site_id, session)
-    requested = RequestedSlot.of(generated, site)
-    assert (requested.slot_id, requested.site_id, requested.start, requested.product) == (
-        generated.slot_id,
-        "site-9",
-        generated.start,
-        "MODERNA",
-    )
-    assert (tuple(requested.site_products), requested.age_bands) == (("MODERNA",), site.age_bands)
-    assert isinstance(plan(requested), BookingPlan)
-
-
-# --- eligibility and the shape of the request --------------------------------------------------------------
 
 
 def test_a_person_who_is_not_eligible_is_refused_with_their_eligibility_reasons():
@@ -422,10 +382,6 @@ def test_repeating_a_step_that_already_happened_is_already_done_not_an_error(sta
 def test_cancelled_and_released_are_final_and_pending_and_confirmed_are_not():
     assert {s for s in S if is_final(s)} == {S.CANCELLED, S.RELEASED}
     assert set(TRANSITIONS) == set(S)
-
-
-def test_only_pending_and_confirmed_bookings_hold_capacity():
-    assert {s for s in S if holds_capacity(s)} == {S.PENDING, S.CONFIRMED}
 
 
 def test_statuses_are_spelt_in_lower_case_as_stored():
