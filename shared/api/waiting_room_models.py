@@ -8,7 +8,7 @@ from pydantic import Field, StrictBool, StrictInt
 
 from shared.api.models import ApiModel
 from shared.api.problems import ProblemError
-from shared.domain.waiting_room import MAX_SIGNED_LENGTH, ClaimRefusedError, Refusal
+from shared.domain.waiting_room import MAX_SIGNED_LENGTH, ClaimRefusedError, Refusal, poll_after_seconds
 from shared.services.errors import AdmissionRequiredError
 from shared.services.waiting_room import QueueAnswer, RoomOverview
 
@@ -31,12 +31,15 @@ class QueueStatusAnswer(ApiModel):
     estimated_wait_seconds: int
     admitted: bool
     admission_token: str | None = None
+    # When to ask again (0 once admitted): the client's poll interval, so polls scale with the wait.
+    poll_after_seconds: int = 0
 
     @classmethod
     def of(cls, answer: QueueAnswer) -> QueueStatusAnswer:
         return cls(ticket=answer.ticket, position=answer.position,
                    estimated_wait_seconds=answer.estimated_wait_seconds, admitted=answer.admitted,
-                   admission_token=answer.admission_token)
+                   admission_token=answer.admission_token,
+                   poll_after_seconds=poll_after_seconds(answer.estimated_wait_seconds, answer.admitted))
 
 
 class WaitingRoomSettingsRequest(ApiModel):

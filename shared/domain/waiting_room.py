@@ -14,7 +14,7 @@ import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Any
+from typing import Any, Final
 
 # A ticket nobody has asked about for this long stops holding its place (judged when admission reaches it).
 LAPSE_AFTER = dt.timedelta(minutes=5)
@@ -536,3 +536,20 @@ def _positive(value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise ValueError("not a sequence number")
     return value
+
+
+MIN_POLL_SECONDS: Final = 2
+# Well inside LAPSE_AFTER, so that a holder who polls when told never lapses.
+MAX_POLL_SECONDS: Final = 60
+
+
+def poll_after_seconds(estimated_wait_seconds: int, admitted: bool) -> int:
+    """How long a client should wait before its next status poll.
+
+    About a tenth of the remaining wait: the estimate a person sees stays fresh to within 10%, while a
+    queue of a million people an hour from the front polls far less often than one near it. Polls are
+    the waiting room's largest load (docs/capacity.md), so this divides the instances they need.
+    """
+    if admitted:
+        return 0
+    return max(MIN_POLL_SECONDS, min(MAX_POLL_SECONDS, estimated_wait_seconds // 10))

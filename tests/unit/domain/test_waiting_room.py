@@ -274,3 +274,13 @@ def test_any_string_is_refused_cleanly(value: str) -> None:
     for open_it in (SIGNER.open_ticket, SIGNER.open_admission):
         with pytest.raises(ClaimRefusedError):
             open_it(value, T0)
+
+
+def test_clients_are_told_to_poll_about_every_tenth_of_their_wait_within_bounds() -> None:
+    from shared.domain.waiting_room import LAPSE_AFTER, MAX_POLL_SECONDS, poll_after_seconds
+
+    assert poll_after_seconds(0, admitted=True) == 0
+    assert poll_after_seconds(5, admitted=False) == 2  # near the front: often, so no admission waits
+    assert poll_after_seconds(300, admitted=False) == 30
+    assert poll_after_seconds(36_000, admitted=False) == MAX_POLL_SECONDS
+    assert LAPSE_AFTER.total_seconds() / 2 > MAX_POLL_SECONDS  # told to poll, a holder never lapses
