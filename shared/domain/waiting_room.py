@@ -496,35 +496,34 @@ class ClaimSigner:
         return claims
 
     def ticket(self, claims: TicketClaims) -> str:
-        return self._sign(TICKET_PREFIX, {"tid": claims.ticket_id, "seq": claims.seq,
-                                          "iat": _epoch(claims.issued_at), "exp": _epoch(claims.expires_at)})
+        return self._seal(TICKET_PREFIX, "tid", claims.ticket_id, claims.seq, claims.issued_at, claims.expires_at)
 
     def admission(self, claims: AdmissionClaims) -> str:
-        return self._sign(ADMISSION_PREFIX, {"jti": claims.jti, "seq": claims.seq,
-                                         "iat": _epoch(claims.issued_at), "exp": _epoch(claims.expires_at)})
+        return self._seal(ADMISSION_PREFIX, "jti", claims.jti, claims.seq, claims.issued_at, claims.expires_at)
 
     def open_ticket(self, value: str | None, now: dt.datetime) -> TicketClaims:
-        raw = self._open(TICKET_PREFIX, value)
-        try:
-            claims = TicketClaims(ticket_id=_text(raw.get("tid")), seq=_positive(raw.get("seq")),
-                                  issued_at=_from_epoch(raw.get("iat")), expires_at=_from_epoch(raw.get("exp")))
-        except ValueError:
-            raise ClaimRefusedError(Refusal.MALFORMED) from None
-        if now >= claims.expires_at:
-            raise ClaimRefusedError(Refusal.EXPIRED)
-        return claims
+        return TicketClaims(*self._unseal(TICKET_PREFIX, "tid", value, now))
 
     def open_admission(self, value: str | None, now: dt.datetime) -> AdmissionClaims:
-        raw = self._open(ADMISSION_PREFIX, value)
+        return AdmissionClaims(*self._unseal(ADMISSION_PREFIX, "jti", value, now))
+
+    def _seal(self, prefix: str, id_claim: str, ident: str, seq: int, issued_at: dt.datetime,
+              expires_at: dt.datetime) -> str:
+        # Tickets and admission tokens share one shape: an id, the join sequence and a lifetime.
+        return self._sign(prefix, {id_claim: ident, "seq": seq, "iat": _epoch(issued_at), "exp": _epoch(expires_at)})
+
+    def _unseal(self, prefix: str, id_claim: str, value: str | None,
+                now: dt.datetime) -> tuple[str, int, dt.datetime, dt.datetime]:
+        """(id, seq, issued at, expires at) of a value this signer made, still in date; refused otherwise."""
+        raw = self._open(prefix, value)
         try:
-            claims = AdmissionClaims(jti=_text(raw.get("jti")), seq=_positive(raw.get("seq")),
-                                     issued_at=_from_epoch(raw.get("iat")), expires_at=_from_epoch(raw.get("exp")))
+            claims = (_text(raw.get(id_claim)), _positive(raw.get("seq")), _from_epoch(raw.get("iat")),
+                      _from_epoch(raw.get("exp")))
         except ValueError:
             raise ClaimRefusedError(Refusal.MALFORMED) from None
-        if now >= claims.expires_at:
+        if now >= claims[3]:
             raise ClaimRefusedError(Refusal.EXPIRED)
         return claims
-
 
 def _text(value: object) -> str:
     if not isinstance(value, str) or not 8 <= len(value) <= 64:
