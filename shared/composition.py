@@ -11,7 +11,7 @@ from azure.cosmos.aio import ContainerProxy
 
 from shared import resources
 from shared.adapters.clock import SystemClock
-from shared.adapters.cosmos_bookings import CosmosBookingRecords, CosmosSiteCatalog, CosmosSlotHolds
+from shared.adapters.cosmos_bookings import CosmosBookingRecords, CosmosSlotHolds
 from shared.adapters.cosmos_config import CosmosPolicyStore
 from shared.adapters.cosmos_patients import CosmosPatientStore
 from shared.adapters.cosmos_sites import CosmosIdempotencyKeys, CosmosSiteStore, CosmosStaffDirectory
@@ -88,14 +88,10 @@ class Services:
         return CosmosBookingRecords(self._container(resources.BOOKINGS))
 
     @cached_property
-    def site_catalog(self) -> CosmosSiteCatalog:
-        return CosmosSiteCatalog(self._container(resources.SITES))
-
-    @cached_property
     def bookings(self) -> BookingService:
         return BookingService(
             self.patient_store, self.booking_records, CosmosSlotHolds(self._container(resources.SITES)),
-            self.site_catalog, self.policy, self.clock, reference_key=self.settings.pii_hash_key.encode(),
+            self.site_index, self.policy, self.clock, reference_key=self.settings.pii_hash_key.encode(),
             saga_timeout=dt.timedelta(seconds=self.settings.booking_saga_timeout_seconds),
             admission=self.waiting_room, lock_rule=self._lock_rule)
 

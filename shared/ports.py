@@ -152,7 +152,9 @@ class SlotHolds(Protocol):
 
 
 class SiteCatalog(Protocol):
-    async def site(self, site_id: str) -> Site | None: ...
+    """The sites booking rules need (products, age bands, name), served from the instance's site index."""
+
+    async def find(self, site_id: str) -> Site | None: ...
 
 
 @dataclass(frozen=True)

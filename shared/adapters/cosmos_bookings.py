@@ -6,9 +6,7 @@ condition before evaluating it (real Cosmos DB does not), so anything else would
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import time
 from typing import Any
 
 from azure.core import MatchConditions
@@ -20,7 +18,6 @@ from azure.cosmos.exceptions import (
 )
 
 from shared.domain.booking_record import Appointment, BookingRecord
-from shared.domain.sites import Site
 from shared.ports import HoldOutcome, StoredBooking
 
 
@@ -191,28 +188,3 @@ class CosmosSlotHolds:
         except CosmosResourceNotFoundError:
             return []
         return [key[1:].upper() for key in slot.get("holds") or {}]
-
-
-class CosmosSiteCatalog:
-    """Sites change rarely and every booking needs one, so each instance caches them for a minute."""
-
-    def __init__(self, container: ContainerProxy, ttl_seconds: float = 60.0) -> None:
-        self._container = container
-        self._ttl = ttl_seconds
-        self._cache: dict[str, tuple[float, Site | None]] = {}
-        self._lock = asyncio.Lock()
-
-    async def site(self, site_id: str) -> Site | None:
-        cached = self._cache.get(site_id)
-        if cached and time.monotonic() - cached[0] < self._ttl:
-            return cached[1]
-        try:
-            doc = await self._container.read_item(site_id, partition_key=site_id)
-        except CosmosResourceNotFoundError:
-            doc = None
-        site = Site.model_validate(doc["site"]) if doc and doc.get("type") == "site" else None
-        self._cache[site_id] = (time.monotonic(), site)
-        return site
-
-    def forget(self, site_id: str) -> None:
-        self._cache.pop(site_id, None)

@@ -372,7 +372,7 @@ class BookingService:
         slots: list[RequestedSlot] = []
         for index, wanted in enumerate(requested):
             key = parse_slot_id(wanted.slot_id)
-            site = await self._sites.site(key.site_id) if key else None
+            site = await self._sites.find(key.site_id) if key else None
             if key is None or site is None:
                 raise ProblemError(404, "NOT_FOUND", "Not found", "No such appointment slot",
                                    [FieldError(field=f"appointments[{index}].slotId", message="no such slot")])
@@ -386,7 +386,7 @@ class BookingService:
     async def _appointments(self, plan: BookingPlan) -> list[Appointment]:
         result = []
         for planned in plan.appointments:
-            site = await self._sites.site(planned.site_id)
+            site = await self._sites.find(planned.site_id)
             assert site is not None  # _plan found it a moment ago (cached)
             result.append(Appointment(dose=planned.dose, slot_id=planned.slot_id, site_id=planned.site_id,
                                       start=planned.start.astimezone(dt.UTC), local_date=london_date(planned.start),
