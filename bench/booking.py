@@ -23,14 +23,15 @@ from azure.cosmos.exceptions import CosmosAccessConditionFailedError
 
 from bench.load import run_load
 from devhost.launch import start_devhost, start_emulators
+from functions.admin_register import decode_records
 from shared import resources
-from shared.adapters.provisioning import provision
-from shared.api.booking_models import BookingRequest
-from shared.clients import close_clients, get_clients
+from shared.adapters.azure_provisioning import provision
+from shared.adapters.clients import close_clients, get_clients
 from shared.composition import Services
 from shared.domain.nhs_number import synthetic_nhs_number
 from shared.domain.sites import Site
 from shared.domain.slots import slot_id
+from shared.services.booking import BookAppointments
 from shared.settings import reset_settings
 
 SITES = 20
@@ -89,22 +90,21 @@ async def build_world(people: int) -> tuple[list[str], list[str]]:
             slots.append(ident)
     numbers = [synthetic_nhs_number(i) for i in range(people)]
     for first in range(0, people, 1000):
-        await app.register_import.import_records([
+        await app.register_import.import_records(decode_records([
             {"nhsNumber": n, "dateOfBirth": BORN, "givenName": "Bench", "familyName": "Person", "postcode": "LS1 4AP"}
-            for n in numbers[first:first + 1000]])
+            for n in numbers[first:first + 1000]]))
     return slots, numbers
 
 
 async def requests_per_booking(slots: list[str], numbers: list[str], samples: int = 40) -> float:
     """Cosmos requests one single-dose booking costs, counted at the SDK transport in this process."""
     app = Services(get_clients())
-    await app.bookings.book(BookingRequest.model_validate(
-        {"nhsNumber": numbers[0], "dateOfBirth": BORN, "appointments": [{"slotId": slots[0]}]}))  # warm caches
+    born = dt.date.fromisoformat(BORN)
+    await app.bookings.book(BookAppointments(numbers[0], born, (slots[0],)))  # warm caches
     counter = app.clients.cosmos_requests
     counter.reset()
     for i in range(1, samples + 1):
-        await app.bookings.book(BookingRequest.model_validate(
-            {"nhsNumber": numbers[i], "dateOfBirth": BORN, "appointments": [{"slotId": slots[i % len(slots)]}]}))
+        await app.bookings.book(BookAppointments(numbers[i], born, (slots[i % len(slots)],)))
     return counter.total / samples
 
 

@@ -25,8 +25,8 @@ import aiohttp
 
 from devhost.launch import ROOT, start_devhost, start_emulators
 from shared import resources
+from shared.adapters.clients import close_clients, get_clients
 from shared.api.principal import encode_principal
-from shared.clients import close_clients, get_clients
 from shared.domain.nhs_number import synthetic_nhs_number
 from shared.settings import reset_settings
 

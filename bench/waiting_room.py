@@ -58,8 +58,8 @@ async def poll_all(room: WaitingRoomService, tickets: list[str]) -> None:
 
 
 async def run() -> dict[str, Any]:
-    from shared.adapters.provisioning import provision
-    from shared.clients import close_clients, get_clients
+    from shared.adapters.azure_provisioning import provision
+    from shared.adapters.clients import close_clients, get_clients
     from shared.composition import Services
 
     clients = get_clients()

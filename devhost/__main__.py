@@ -73,7 +73,7 @@ def point_acs_at_devhost(port: int) -> bool:
     """
     from urllib.parse import urlsplit
 
-    from shared.adapters.acs_sms import parse_connection_string
+    from shared.adapters.acs_messages import parse_connection_string
 
     value = os.environ.get("ACS_CONNECTION_STRING")
     if value is None:
@@ -101,8 +101,8 @@ def add_acs_stand_in(host: FunctionHost) -> None:
 
 async def serve(port: int, acs_stand_in: bool = False) -> None:
     from devhost.runtime import FunctionHost
-    from shared.adapters.provisioning import provision
-    from shared.clients import close_clients, get_clients
+    from shared.adapters.azure_provisioning import provision
+    from shared.adapters.clients import close_clients, get_clients
 
     await provision(get_clients())
     sys.path.insert(0, str(ROOT))

@@ -38,7 +38,7 @@ _SIGNED_REQUIRED = frozenset({"x-ms-date", "host", "x-ms-content-sha256"})
 
 def access_key(connection_string: str) -> bytes:
     """The decoded access key of an `endpoint=...;accesskey=<base64>` connection string."""
-    from shared.adapters.acs_sms import parse_connection_string
+    from shared.adapters.acs_messages import parse_connection_string
 
     try:
         return base64.b64decode(parse_connection_string(connection_string)[1], validate=True)

@@ -107,7 +107,8 @@ def population(count: int, today: dt.date, seed: int = 2021) -> Iterator[dict[st
 
 
 async def load_population(count: int, batch_size: int = 1000) -> int:
-    """Import `count` synthetic people through the register import service; returns how many went in."""
+    """Import `count` synthetic people as the import route does (decoded, then the service); how many went in."""
+    from functions.admin_register import decode_records
     from shared.composition import services
 
     app = services()
@@ -117,12 +118,12 @@ async def load_population(count: int, batch_size: int = 1000) -> int:
     for record in population(count, today):
         batch.append(record)
         if len(batch) == batch_size:
-            imported += (await app.register_import.import_records(batch)).imported
+            imported += (await app.register_import.import_records(decode_records(batch))).imported
             batch = []
             if imported % 20_000 == 0:
                 log.info("demo data: %d of %d people imported", imported, count)
     if batch:
-        imported += (await app.register_import.import_records(batch)).imported
+        imported += (await app.register_import.import_records(decode_records(batch))).imported
     return imported
 
 

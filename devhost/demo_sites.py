@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from itertools import takewhile
 from typing import Any
 
-from shared.adapters.postcode_lookup import DATA_DIR, SECTORS_FILE
+from shared.adapters.offline_postcodes import DATA_DIR, SECTORS_FILE
 
 log = logging.getLogger("devhost.demo")
 
@@ -138,11 +138,12 @@ async def load_demo_sites(today: dt.date | None = None) -> tuple[int, int]:
     DEMO_SITES caps how many (default all 300, centres first; 0 for none). A site that exists already
     (an emulator kept running from an earlier start) is left as it is.
     """
-    from shared.api.principal import NATIONAL_ADMIN, Principal
-    from shared.api.problems import ProblemError
+    from functions.admin_sites import registration_command
     from shared.api.site_models import OpenSessionRequest, SiteRegistration
     from shared.composition import services
-    from shared.services.sites import london_today
+    from shared.domain.staff import NATIONAL_ADMIN, Principal
+    from shared.services.errors import SiteExists
+    from shared.services.sites.common import london_today
 
     app = services()
     today = today or london_today(app.clock)
@@ -152,17 +153,15 @@ async def load_demo_sites(today: dt.date | None = None) -> tuple[int, int]:
 
     async def load(demo: DemoSite) -> None:
         async with limit:
+            command = registration_command(SiteRegistration.model_validate(demo.registration))
             try:
-                answer = await app.site_admin.register(SiteRegistration.model_validate(demo.registration),
-                                                       demo_admin, None)
-            except ProblemError as error:
-                if error.problem.code == "SITE_EXISTS":
-                    return
-                raise
+                registered = await app.site_admin.register(command, demo_admin, None)
+            except SiteExists:
+                return
             counts["sites"] += 1
             for fields in demo.sessions:
-                opened = await app.site_admin.open_session(answer.site_id, OpenSessionRequest.model_validate(fields),
-                                                           demo_admin, None)
+                opened = await app.site_admin.open_session(registered.site_id,
+                                                           OpenSessionRequest.model_validate(fields), demo_admin, None)
                 counts["slots"] += opened.slot_count
 
     started = time.monotonic()

@@ -6,90 +6,102 @@ import re
 
 import azure.functions as func
 
-from functions.http import endpoint, json_response, parse_body, parse_query
+from functions.http import endpoint, idempotency_key, json_response, parse_body, parse_query, require_staff
 from functions.sites import site_id_of
-from shared.api.principal import HEADER, NATIONAL_ADMIN, SITE_MANAGER, SITE_STAFF, require_role
-from shared.api.problems import FieldError, ProblemError, not_found
+from shared.api.problems import not_found
 from shared.api.site_models import (
     CancelSessionRequest,
+    DayListAnswer,
+    DayListEntry,
     DayListQuery,
     OpenSessionRequest,
+    SessionCancelled,
+    SessionOpened,
+    SiteRegistered,
     SiteRegistration,
+    StaffAssignment,
     StaffAssignmentRequest,
 )
 from shared.composition import services
+from shared.domain.staff import NATIONAL_ADMIN, SITE_MANAGER, SITE_STAFF
+from shared.services.sites.access import StaffSites
+from shared.services.sites.admin import RegisterSite
 
 bp = func.Blueprint()
 
-MAX_IDEMPOTENCY_KEY = 200
 # Session ids are "{siteId}.{yyyymmdd}.{hhmm}.{PRODUCT}.session" (shared.domain.slots); anything else names none.
 SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,119}\.session$")
 
 
-def idempotency_key(req: func.HttpRequest) -> str | None:
-    raw = req.headers.get("idempotency-key")
-    if raw is None:
-        return None
-    key = str(raw).strip()
-    if not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
-        raise ProblemError(422, "VALIDATION_FAILED", "The request is not valid", "Unusable Idempotency-Key",
-                           [FieldError(field="Idempotency-Key", message=f"1 to {MAX_IDEMPOTENCY_KEY} characters")])
-    return key
+def registration_command(body: SiteRegistration) -> RegisterSite:
+    """The use case's command for a registration body (devhost's demo data registers its sites this way too)."""
+    return RegisterSite(name=body.name, type=body.type, ods_code=body.ods_code, postcode=body.postcode,
+                        products=tuple(body.products), age_bands=tuple(body.age_bands), location=body.location)
+
+
+def _assignment(staff: StaffSites) -> StaffAssignment:
+    return StaffAssignment(user_id=staff.user_id, sites=list(staff.sites))
 
 
 @bp.route(route="admin/sites", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @endpoint
 async def register_site(req: func.HttpRequest) -> func.HttpResponse:
-    principal = require_role(req.headers.get(HEADER), NATIONAL_ADMIN)
+    principal = require_staff(req, NATIONAL_ADMIN)
     body = parse_body(req, SiteRegistration)
-    answer = await services().site_admin.register(body, principal, idempotency_key(req))
-    return json_response(answer, status=201)
+    registered = await services().site_admin.register(registration_command(body), principal, idempotency_key(req))
+    return json_response(SiteRegistered(site_id=registered.site_id), status=201)
 
 
 @bp.route(route="admin/sites/{siteId}/sessions", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @endpoint
 async def open_session(req: func.HttpRequest) -> func.HttpResponse:
-    principal = require_role(req.headers.get(HEADER), SITE_MANAGER, NATIONAL_ADMIN)
+    principal = require_staff(req, SITE_MANAGER, NATIONAL_ADMIN)
     site_id = site_id_of(req)
     body = parse_body(req, OpenSessionRequest)
-    answer = await services().site_admin.open_session(site_id, body, principal, idempotency_key(req))
-    return json_response(answer, status=201)
+    opened = await services().site_admin.open_session(site_id, body, principal, idempotency_key(req))
+    return json_response(SessionOpened(session_id=opened.session_id, site_id=opened.site_id,
+                                       slot_count=opened.slot_count), status=201)
 
 
 @bp.route(route="admin/sites/{siteId}/sessions/{sessionId}/cancel", methods=["POST"],
           auth_level=func.AuthLevel.ANONYMOUS)
 @endpoint
 async def cancel_session(req: func.HttpRequest) -> func.HttpResponse:
-    principal = require_role(req.headers.get(HEADER), SITE_MANAGER, NATIONAL_ADMIN)
+    principal = require_staff(req, SITE_MANAGER, NATIONAL_ADMIN)
     site_id = site_id_of(req)
     session_id = str(req.route_params.get("sessionId", ""))
     if not SESSION_ID.match(session_id):
         raise not_found("No such session at this site")
     body = parse_body(req, CancelSessionRequest)
-    answer = await services().site_admin.cancel_session(site_id, session_id, body.cancel_bookings, principal)
-    return json_response(answer)
+    cancelled = await services().site_admin.cancel_session(site_id, session_id, body.cancel_bookings, principal)
+    return json_response(SessionCancelled(session_id=cancelled.session_id, slots_cancelled=cancelled.slots_cancelled,
+                                          bookings_cancelled=cancelled.bookings_cancelled))
 
 
 @bp.route(route="admin/sites/{siteId}/appointments", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @endpoint
 async def day_list(req: func.HttpRequest) -> func.HttpResponse:
-    principal = require_role(req.headers.get(HEADER), SITE_STAFF, SITE_MANAGER, NATIONAL_ADMIN)
+    principal = require_staff(req, SITE_STAFF, SITE_MANAGER, NATIONAL_ADMIN)
     site_id = site_id_of(req)
     query = parse_query(req, DayListQuery)
-    return json_response(await services().site_appointments.day_list(site_id, query.date, principal))
+    listed = await services().site_appointments.day_list(site_id, query.date, principal)
+    return json_response(DayListAnswer(site_id=listed.site_id, date=listed.date, appointments=[
+        DayListEntry(reference=a.reference, dose=a.dose, slot_id=a.slot_id, start=a.start, product=a.product,
+                     status=a.status, name=a.name)
+        for a in listed.appointments]))
 
 
 @bp.route(route="admin/staff/{userId}", methods=["PUT"], auth_level=func.AuthLevel.ANONYMOUS)
 @endpoint
 async def assign_staff(req: func.HttpRequest) -> func.HttpResponse:
-    principal = require_role(req.headers.get(HEADER), NATIONAL_ADMIN)
+    principal = require_staff(req, NATIONAL_ADMIN)
     body = parse_body(req, StaffAssignmentRequest)
-    answer = await services().staff_access.assign(req.route_params.get("userId", ""), body.sites, principal)
-    return json_response(answer)
+    assigned = await services().staff_access.assign(req.route_params.get("userId", ""), tuple(body.sites), principal)
+    return json_response(_assignment(assigned))
 
 
 @bp.route(route="admin/staff/{userId}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @endpoint
 async def staff_assignment(req: func.HttpRequest) -> func.HttpResponse:
-    require_role(req.headers.get(HEADER), NATIONAL_ADMIN)
-    return json_response(await services().staff_access.assignment(req.route_params.get("userId", "")))
+    require_staff(req, NATIONAL_ADMIN)
+    return json_response(_assignment(await services().staff_access.assignment(req.route_params.get("userId", ""))))

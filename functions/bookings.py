@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from functions.http import endpoint, json_response, parse_body
+from functions.http import bearer_token, endpoint, idempotency_key, json_response, parse_body
 from shared.api.booking_models import (
     AppointmentAnswer,
     BookingAnswer,
@@ -13,9 +13,9 @@ from shared.api.booking_models import (
     PersonProof,
     RescheduleRequest,
 )
-from shared.api.problems import FieldError, ProblemError
 from shared.composition import services
 from shared.domain.booking_record import BookingRecord
+from shared.services.booking import BookAppointments
 
 bp = func.Blueprint()
 
@@ -27,25 +27,14 @@ def _answer(record: BookingRecord) -> BookingAnswer:
                           site_name=a.site_name) for a in record.appointments])
 
 
-def _idempotency_key(req: func.HttpRequest) -> str | None:
-    key: str | None = req.headers.get("idempotency-key")
-    if key is not None and not 1 <= len(key) <= 200:
-        raise ProblemError(422, "VALIDATION_FAILED", "The request is not valid", "Idempotency-Key is 1-200 characters",
-                           [FieldError(field="Idempotency-Key", message="must be 1-200 characters")])
-    return key
-
-
-def _bearer(req: func.HttpRequest) -> str | None:
-    """The admission token from `Authorization: Bearer <token>`, if one was sent."""
-    scheme, _, token = (req.headers.get("authorization") or "").partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
-
-
 @bp.route(route="bookings", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @endpoint
 async def create_booking(req: func.HttpRequest) -> func.HttpResponse:
     body = parse_body(req, BookingRequest)
-    record = await services().bookings.book(body, _idempotency_key(req), _bearer(req))
+    command = BookAppointments(nhs_number=body.nhs_number, date_of_birth=body.date_of_birth,
+                               slot_ids=tuple(a.slot_id for a in body.appointments),
+                               mobile=body.contact.mobile, email=body.contact.email)
+    record = await services().bookings.book(command, idempotency_key(req), bearer_token(req))
     return json_response(_answer(record), status=201)
 
 
@@ -70,7 +59,7 @@ async def cancel_booking(req: func.HttpRequest) -> func.HttpResponse:
 async def reschedule_booking(req: func.HttpRequest) -> func.HttpResponse:
     body = parse_body(req, RescheduleRequest)
     record = await services().bookings.reschedule(req.route_params["reference"], body.nhs_number,
-                                                  body.date_of_birth, body.appointments)
+                                                  body.date_of_birth, [a.slot_id for a in body.appointments])
     return json_response(_answer(record))
 
 

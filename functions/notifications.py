@@ -8,11 +8,11 @@ from collections.abc import Awaitable
 import azure.functions as func
 from pydantic import ValidationError
 
-from functions.http import endpoint, json_response, parse_body
+from functions.http import endpoint, json_response, parse_body, require_staff
 from shared.api.models import OptOutRequest
-from shared.api.principal import HEADER, NATIONAL_ADMIN, require_role
 from shared.composition import services
 from shared.domain.messages import ReminderJob
+from shared.domain.staff import NATIONAL_ADMIN
 from shared.events import BookingEvent
 from shared.observability import redacted_traceback
 from shared.resources import QUEUE_BOOKING_EVENTS, QUEUE_REMINDERS
@@ -84,7 +84,7 @@ async def schedule_reminders(timer: func.TimerRequest) -> None:
 @bp.route(route="admin/sms/opt-outs", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @endpoint
 async def add_sms_opt_out(req: func.HttpRequest) -> func.HttpResponse:
-    principal = require_role(req.headers.get(HEADER), NATIONAL_ADMIN)
+    principal = require_staff(req, NATIONAL_ADMIN)
     body = parse_body(req, OptOutRequest)
     added = await services().notifications.opt_out(body.mobile, source=f"admin:{principal.user_id}")
     return json_response({"optedOut": True}, status=201 if added else 200)

@@ -6,21 +6,20 @@ import logging
 
 import azure.functions as func
 
-from functions.http import client_address, endpoint, json_response, parse_body
-from shared.api.principal import HEADER, NATIONAL_ADMIN, require_role
+from functions.http import client_address, endpoint, json_response, parse_body, require_staff
 from shared.api.waiting_room_models import (
     QueueJoinRequest,
     QueueStatusAnswer,
     QueueStatusRequest,
     WaitingRoomSettingsRequest,
     WaitingRoomView,
-    lapsed_problem,
-    ticket_problem,
 )
 from shared.composition import services
-from shared.domain.waiting_room import ClaimRefusedError
+from shared.domain.staff import NATIONAL_ADMIN
+from shared.domain.waiting_room import poll_after_seconds
 from shared.resources import QUEUE_WAITING_ROOM_JOINS
-from shared.services.waiting_room import QueueAnswer
+from shared.services.errors import TicketLapsedError
+from shared.services.waiting_room import QueueAnswer, RoomOverview
 
 bp = func.Blueprint()
 log = logging.getLogger("functions.waiting_room")
@@ -31,9 +30,21 @@ ADMISSION_SCHEDULE = "*/2 * * * * *"
 
 def queue_response(answer: QueueAnswer) -> func.HttpResponse:
     if answer.lapsed:
-        raise lapsed_problem()
+        raise TicketLapsedError
+    status = QueueStatusAnswer(
+        ticket=answer.ticket, position=answer.position, estimated_wait_seconds=answer.estimated_wait_seconds,
+        admitted=answer.admitted, admission_token=answer.admission_token,
+        poll_after_seconds=poll_after_seconds(answer.estimated_wait_seconds, answer.admitted))
     # `admissionToken` is absent, not null, until the ticket is admitted.
-    return json_response(QueueStatusAnswer.of(answer).model_dump(mode="json", by_alias=True, exclude_none=True))
+    return json_response(status.model_dump(mode="json", by_alias=True, exclude_none=True))
+
+
+def room_view(overview: RoomOverview) -> WaitingRoomView:
+    settings, state = overview.settings, overview.state
+    return WaitingRoomView(enabled=settings.enabled, admit_per_minute=settings.admit_per_minute,
+                           version=settings.version, updated_at=settings.updated_at, joined=state.joined,
+                           admitted=state.admitted, lapsed=state.lapsed, waiting=state.waiting,
+                           ticked_at=state.ticked_at)
 
 
 @bp.route(route="queue/join", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -47,27 +58,23 @@ async def waiting_room_join(req: func.HttpRequest) -> func.HttpResponse:
 @endpoint
 async def waiting_room_status(req: func.HttpRequest) -> func.HttpResponse:
     body = parse_body(req, QueueStatusRequest)
-    try:
-        answer = await services().waiting_room.status(body.ticket)
-    except ClaimRefusedError as refused:
-        raise ticket_problem(refused) from None
-    return queue_response(answer)
+    return queue_response(await services().waiting_room.status(body.ticket))
 
 
 @bp.route(route="admin/waiting-room", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @endpoint
 async def waiting_room_settings(req: func.HttpRequest) -> func.HttpResponse:
-    require_role(req.headers.get(HEADER), NATIONAL_ADMIN)
-    return json_response(WaitingRoomView.of(await services().waiting_room.overview()))
+    require_staff(req, NATIONAL_ADMIN)
+    return json_response(room_view(await services().waiting_room.overview()))
 
 
 @bp.route(route="admin/waiting-room", methods=["PUT"], auth_level=func.AuthLevel.ANONYMOUS)
 @endpoint
 async def waiting_room_configure(req: func.HttpRequest) -> func.HttpResponse:
-    principal = require_role(req.headers.get(HEADER), NATIONAL_ADMIN)
+    principal = require_staff(req, NATIONAL_ADMIN)
     body = parse_body(req, WaitingRoomSettingsRequest)
     overview = await services().waiting_room.configure(body.enabled, body.admit_per_minute, principal.user_id)
-    return json_response(WaitingRoomView.of(overview))
+    return json_response(room_view(overview))
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=QUEUE_WAITING_ROOM_JOINS, connection="AzureWebJobsStorage")

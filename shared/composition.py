@@ -10,20 +10,21 @@ from functools import cached_property
 from azure.cosmos.aio import ContainerProxy
 
 from shared import resources
-from shared.adapters.clock import SystemClock
+from shared.adapters.azure_probes import CosmosProbe, StorageProbe
+from shared.adapters.clients import Clients, get_clients
 from shared.adapters.cosmos_bookings import CosmosBookingRecords, CosmosSlotHolds
-from shared.adapters.cosmos_config import CosmosPolicyStore
 from shared.adapters.cosmos_patients import CosmosPatientStore
+from shared.adapters.cosmos_policy import CosmosPolicyStore
 from shared.adapters.cosmos_sites import CosmosIdempotencyKeys, CosmosSiteStore, CosmosStaffDirectory
-from shared.adapters.postcode_lookup import OfflinePostcodeLocator
-from shared.adapters.probes import CosmosProbe, StorageProbe
+from shared.adapters.cosmos_waiting_room import CosmosWaitingRoomStore
+from shared.adapters.offline_postcodes import OfflinePostcodeLocator
 from shared.adapters.queue_events import QueueEventPublisher, ServiceBusEventPublisher
-from shared.adapters.waiting_room_cosmos import CosmosWaitingRoomStore
-from shared.adapters.waiting_room_queue import StorageQueueJoinPublisher
-from shared.clients import Clients, get_clients
+from shared.adapters.queue_waiting_room import StorageQueueJoinPublisher
+from shared.adapters.system_clock import SystemClock
 from shared.domain.throttling import MatchLockRule
 from shared.domain.waiting_room import ClaimSigner
-from shared.ports import Clock, EventPublisher
+from shared.ports.bookings import EventPublisher
+from shared.ports.common import Clock
 from shared.services.booking import BookingService
 from shared.services.eligibility import EligibilityService
 from shared.services.health import HealthService
@@ -31,14 +32,11 @@ from shared.services.notifications import NotificationService
 from shared.services.outbox import OutboxRelay
 from shared.services.policy import PolicyService
 from shared.services.register_import import RegisterImportService
-from shared.services.sites import (
-    NextAvailableDates,
-    SiteAdminService,
-    SiteAppointmentsService,
-    SiteIndex,
-    SiteSearchService,
-    StaffAccess,
-)
+from shared.services.sites.access import StaffAccess
+from shared.services.sites.admin import SiteAdminService
+from shared.services.sites.day_list import SiteAppointmentsService
+from shared.services.sites.index import NextAvailableDates, SiteIndex
+from shared.services.sites.search import SiteSearchService
 from shared.services.throttle import ClientThrottle
 from shared.services.waiting_room import AdmissionTimer, JoinRecorder, WaitingRoomService
 
@@ -132,16 +130,15 @@ class Services:
 
     @cached_property
     def notifications(self) -> NotificationService:
-        from shared.adapters.acs_sms import AcsEmailSender, AcsSmsSender
-        from shared.adapters.cosmos_deliveries import (
+        from shared.adapters.acs_messages import AcsEmailSender, AcsSmsSender
+        from shared.adapters.cosmos_notifications import (
             CosmosAppointmentListing,
             CosmosDeliveryStore,
             CosmosOptOutStore,
             CosmosReminderScans,
-            ServiceBusReminderQueue,
-            StorageReminderQueue,
         )
-        from shared.ports import ReminderQueue
+        from shared.adapters.queue_reminders import ServiceBusReminderQueue, StorageReminderQueue
+        from shared.ports.notifications import ReminderQueue
         from shared.services.notifications import NotificationConfig, SendRate
 
         s = self.settings
@@ -169,11 +166,11 @@ class Services:
 
     @cached_property
     def site_index(self) -> SiteIndex:
-        return SiteIndex(self.site_store, self.settings.site_index_refresh_seconds)
+        return SiteIndex(self.site_store, self.settings.site_index_refresh_seconds, self.clock)
 
     @cached_property
     def site_availability(self) -> NextAvailableDates:
-        return NextAvailableDates(self.site_store, self.settings.site_availability_seconds)
+        return NextAvailableDates(self.site_store, self.settings.site_availability_seconds, self.clock)
 
     @cached_property
     def postcode_locator(self) -> OfflinePostcodeLocator:

@@ -5,12 +5,20 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from shared.api.models import ApiModel
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+
+class EventModel(BaseModel):
+    """Base of the event bodies on the queues: camelCase, unknown fields refused (as the API's bodies)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
 
 BookingEventType = Literal["BookingConfirmed", "BookingCancelled", "BookingRescheduled"]
 
 
-class EventAppointment(ApiModel):
+class EventAppointment(EventModel):
     """One appointment as a text or email describes it: no personal data."""
 
     dose: int
@@ -22,12 +30,12 @@ class EventAppointment(ApiModel):
     product: str
 
 
-class EventContact(ApiModel):
+class EventContact(EventModel):
     mobile: str | None = None  # E.164
     email: str | None = None
 
 
-class BookingEvent(ApiModel):
+class BookingEvent(EventModel):
     """One change to a booking. `event_id` is unique and stable: handlers dedupe on it.
 
     Self-contained so that a handler never reads the booking back (it may have changed since):

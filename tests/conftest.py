@@ -63,8 +63,8 @@ def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorEndp
 @pytest.fixture(scope="session")
 async def provisioned(emulators: EmulatorEndpoints) -> AsyncIterator[EmulatorEndpoints]:
     """The emulators with the app's database, containers, queues and blob containers created."""
-    from shared.adapters.provisioning import provision
-    from shared.clients import close_clients, get_clients
+    from shared.adapters.azure_provisioning import provision
+    from shared.adapters.clients import close_clients, get_clients
 
     await provision(get_clients())
     yield emulators

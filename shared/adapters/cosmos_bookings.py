@@ -18,7 +18,7 @@ from azure.cosmos.exceptions import (
 )
 
 from shared.domain.booking_record import Appointment, BookingRecord
-from shared.ports import HoldOutcome, StoredBooking
+from shared.ports.bookings import DayListItem, HoldOutcome, StoredBooking
 
 
 def _hold_key(reference: str) -> str:
@@ -133,12 +133,21 @@ class CosmosBookingRecords:
         found = await self._query("SELECT * FROM c WHERE c.type = 'booking' AND c.outboxPending = true", [])
         return found[:limit]
 
-    async def day_list(self, site_id: str, day: dt.date) -> list[dict[str, Any]]:
+    async def day_list(self, site_id: str, day: dt.date) -> list[DayListItem]:
         found = self._container.query_items(
             "SELECT * FROM c WHERE c.siteId = @site AND c.localDate = @day AND c.status = 'confirmed'",
             parameters=[{"name": "@site", "value": site_id}, {"name": "@day", "value": day.isoformat()}],
             partition_key=site_id)
-        return [doc async for doc in found]
+        items = []
+        async for doc in found:
+            # The booking's own document embeds the person; an entry listing it at another site does not.
+            own = doc["type"] == "booking"
+            items.append(DayListItem(
+                reference=doc["reference"], home_site_id=doc["siteId"] if own else doc["homeSiteId"],
+                dose=doc["dose"], slot_id=doc["slotId"], start=dt.datetime.fromisoformat(doc["start"]),
+                product=doc["product"], status=doc["status"],
+                person=BookingRecord.model_validate(doc["booking"]).person if own else None))
+        return items
 
 
 class CosmosSlotHolds:

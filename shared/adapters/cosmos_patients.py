@@ -17,10 +17,10 @@ from azure.cosmos.exceptions import (
     CosmosResourceNotFoundError,
 )
 
-from shared.api.models import NimsPatient
+from shared.domain.register import RegisterRecord
 from shared.domain.throttling import MatchFailures
 from shared.observability import pseudonym
-from shared.ports import DoseClaim, IdempotencyEntry, PatientBookingView, PatientLookup
+from shared.ports.patients import DoseClaim, IdempotencyEntry, PatientBookingView, PatientLookup
 
 
 def patient_id(nhs_number: str) -> str:
@@ -61,6 +61,12 @@ def _idempotency(doc: dict[str, Any]) -> dict[str, IdempotencyEntry]:
             for key, e in (doc.get("idempotency") or {}).items()}
 
 
+def _register_record(doc: dict[str, Any], nhs_number: str) -> RegisterRecord | None:
+    """The `register` part of a person's document (camelCase, without the NHS number it is keyed by)."""
+    register = doc.get("register")
+    return RegisterRecord.model_validate({**register, "nhsNumber": nhs_number}) if register else None
+
+
 class CosmosPatientStore:
     def __init__(self, container: ContainerProxy) -> None:
         self._container = container
@@ -76,8 +82,7 @@ class CosmosPatientStore:
         doc = await self.read(nhs_number)
         if doc is None:
             return PatientLookup(record=None)
-        register = doc.get("register")
-        record = NimsPatient.model_validate({**register, "nhsNumber": nhs_number}) if register else None
+        record = _register_record(doc, nhs_number)
         return PatientLookup(record=record, booked_doses=booked_doses(doc),
                              failures=_failures_from_doc(doc.get("matchFailures")))
 
@@ -92,7 +97,7 @@ class CosmosPatientStore:
             stub = {"id": patient_id(nhs_number), "nhsNumber": nhs_number, "matchFailures": value, "ttl": 86_400}
             await self._container.upsert_item(stub)
 
-    async def upsert_register_record(self, record: NimsPatient, now: dt.datetime) -> None:
+    async def upsert_register_record(self, record: RegisterRecord, now: dt.datetime) -> None:
         register = record.model_dump(mode="json", by_alias=True, exclude={"nhs_number"})
         doc_id = patient_id(record.nhs_number)
         # Create first: an initial load is all new people, so one request each.
@@ -115,8 +120,7 @@ class CosmosPatientStore:
         doc = await self.read(nhs_number)
         if doc is None:
             return PatientBookingView(PatientLookup(record=None), {}, {}, {})
-        register = doc.get("register")
-        record = NimsPatient.model_validate({**register, "nhsNumber": nhs_number}) if register else None
+        record = _register_record(doc, nhs_number)
         lookup = PatientLookup(record=record, booked_doses=booked_doses(doc),
                                failures=_failures_from_doc(doc.get("matchFailures")))
         return PatientBookingView(lookup, _claims(doc), _idempotency(doc),

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from shared.domain.sites import Session, Site
 from shared.domain.slots import Slot
-from shared.ports import IdempotencyOutcome, SessionDay, SessionStatus, SlotState, StoredSession, StoredSite
+from shared.ports.sites import IdempotencyOutcome, SessionDay, SessionStatus, SlotState, StoredSession, StoredSite
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from azure.core import MatchConditions
 from azure.cosmos.aio import ContainerProxy
 from azure.cosmos.exceptions import CosmosHttpResponseError, CosmosResourceExistsError
 
-from shared.ports import VersionConflictError
+from shared.ports.common import VersionConflictError
 
 
 async def create_or_replace(container: ContainerProxy, doc: dict[str, Any], etag: str | None) -> dict[str, Any]:

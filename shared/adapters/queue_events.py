@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from typing import TYPE_CHECKING
 
-from shared.clients import Clients
+from shared.adapters.clients import Clients
 from shared.events import BookingEvent
 from shared.resources import QUEUE_BOOKING_EVENTS
 

@@ -13,6 +13,7 @@ from shared.api.problems import FieldError
 from shared.domain.eligibility import Vaccination
 from shared.domain.people import Flag
 from shared.domain.policy import CampaignPolicy
+from shared.domain.register import RegisterRecord
 
 
 class ApiModel(BaseModel):
@@ -54,6 +55,12 @@ class NimsPatient(ApiModel):
     gp_practice_ods: OdsCode | None = None
     flags: list[Flag] = []
     vaccinations: list[Vaccination] = []
+
+    def to_record(self) -> RegisterRecord:
+        return RegisterRecord(nhs_number=self.nhs_number, date_of_birth=self.date_of_birth,
+                              given_name=self.given_name, family_name=self.family_name, postcode=self.postcode,
+                              mobile=self.mobile, email=self.email, gp_practice_ods=self.gp_practice_ods,
+                              flags=tuple(self.flags), vaccinations=tuple(self.vaccinations))
 
 
 class NimsImportRequest(ApiModel):

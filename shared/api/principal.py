@@ -5,28 +5,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass
 
 from shared.api.problems import ProblemError
+from shared.domain.staff import Principal
 
 HEADER = "x-ms-client-principal"
-NATIONAL_ADMIN = "NationalAdmin"
-SITE_MANAGER = "SiteManager"
-SITE_STAFF = "SiteStaff"
-GP_PRACTICE = "GpPractice"
-STAFF_ROLES = frozenset({NATIONAL_ADMIN, SITE_MANAGER, SITE_STAFF, GP_PRACTICE})
-
-
-@dataclass(frozen=True)
-class Principal:
-    """A signed-in member of staff: who, and which roles the identity provider gave them."""
-
-    user_id: str
-    name: str
-    roles: frozenset[str]
-
-    def has_role(self, role: str) -> bool:
-        return role in self.roles
 
 
 def _claims_principal(data: object) -> Principal:
@@ -57,16 +40,6 @@ def principal_from_header(value: str | None) -> Principal | None:
         return _claims_principal(json.loads(base64.b64decode(value, validate=False)))
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise ProblemError(401, "UNAUTHENTICATED", "Sign-in required", "The principal header is unreadable") from None
-
-
-def require_role(header_value: str | None, *roles: str) -> Principal:
-    """The principal if it holds one of the roles: 401 without a principal, 403 without the role."""
-    principal = principal_from_header(header_value)
-    if principal is None:
-        raise ProblemError(401, "UNAUTHENTICATED", "Sign-in required", "This route is for signed-in staff")
-    if not any(principal.has_role(role) for role in roles):
-        raise ProblemError(403, "FORBIDDEN", "Not allowed", f"This route needs the role {' or '.join(roles)}")
-    return principal
 
 
 def encode_principal(name: str, roles: list[str], user_id: str | None = None) -> str:

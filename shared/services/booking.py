@@ -16,11 +16,10 @@ import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from shared.api.booking_models import BookingRequest, RequestedAppointment
-from shared.api.problems import FieldError, ProblemError
 from shared.domain.booking import (
     INITIAL_STATUS,
     BookingPlan,
@@ -41,19 +40,27 @@ from shared.domain.reference import InvalidReferenceError, normalise_reference, 
 from shared.domain.sites import london_date
 from shared.domain.slots import parse_slot_id
 from shared.domain.throttling import MatchLockRule, after_failed_match, locked_for
-from shared.ports import (
-    AdmissionGate,
-    BookingRecords,
-    Clock,
-    DoseClaim,
-    IdempotencyEntry,
-    PatientBookingView,
-    PatientClaims,
-    SiteCatalog,
-    SlotHolds,
-    StoredBooking,
+from shared.ports.bookings import BookingRecords, SiteCatalog, SlotHolds, StoredBooking
+from shared.ports.common import Clock
+from shared.ports.patients import DoseClaim, IdempotencyEntry, PatientBookingView, PatientClaims
+from shared.ports.waiting_room import AdmissionGate
+from shared.services.errors import (
+    AlreadyBooked,
+    AlreadyMoving,
+    BookingRuleBroken,
+    ChangedMeanwhile,
+    DosesDiffer,
+    FieldIssue,
+    IdempotencyKeyReused,
+    NotConfirmed,
+    NotEligible,
+    NotFound,
+    RateLimitedError,
+    Refusal,
+    SagaInterruptedError,
+    SlotFull,
 )
-from shared.services.errors import RateLimitedError
+from shared.services.idempotency import command_digest
 from shared.services.policy import PolicyService
 
 log = logging.getLogger(__name__)
@@ -65,15 +72,28 @@ IDEMPOTENCY_WINDOW = dt.timedelta(hours=24)
 StepHook = Callable[[str], None]
 
 
-class SagaInterruptedError(Exception):
-    """The saga could not finish in time or lost its booking to the repair timer; nothing was committed."""
+@dataclass(frozen=True)
+class BookAppointments:
+    """Book one dose, or a dose and the next, for the person the NHS number and date of birth prove."""
+
+    nhs_number: str
+    date_of_birth: dt.date
+    slot_ids: tuple[str, ...]
+    mobile: str | None = None
+    email: str | None = None
 
 
 def _no_hook(step: str) -> None:
     return None
 
 
-_NOT_FOUND = ProblemError(404, "NOT_FOUND", "Not found", "No booking matches those details")
+def _no_booking() -> NotFound:
+    """Any mismatch of reference, NHS number or date of birth: never saying which part did not match."""
+    return NotFound("No booking matches those details")
+
+
+def _no_slot(field: str | None = None) -> NotFound:
+    return NotFound("No such appointment slot", [FieldIssue(field, "no such slot")] if field else ())
 
 
 class BookingService:
@@ -95,25 +115,23 @@ class BookingService:
 
     # ---- booking -------------------------------------------------------------------------------
 
-    async def book(self, request: BookingRequest, idempotency_key: str | None = None,
+    async def book(self, request: BookAppointments, idempotency_key: str | None = None,
                    admission_token: str | None = None) -> BookingRecord:
         """Raises AdmissionRequiredError while the waiting room is on and the token does not admit."""
         now = self._clock.now()
         view = await self._patients.booking_view(request.nhs_number)
-        await self._verify_person(request.nhs_number, view, request.date_of_birth, now, refusal=ProblemError(
-            403, "NOT_ELIGIBLE", "Not eligible", "Not eligible to book", ()))
-        body_hash = self._body_hash(request)
+        await self._verify_person(request.nhs_number, view, request.date_of_birth, now, refusal=NotEligible)
+        body_hash = command_digest(request)
         key_hash = self._idempotency_hash(request.nhs_number, idempotency_key) if idempotency_key else None
         resuming: str | None = None  # the reference of this same request, interrupted earlier
         if key_hash is not None and (entry := view.idempotency.get(key_hash)) and now - entry.at < IDEMPOTENCY_WINDOW:
             if entry.body_hash != body_hash:
-                raise ProblemError(409, "IDEMPOTENCY_KEY_REUSED", "Idempotency-Key reused",
-                                   "This Idempotency-Key was used with a different request")
+                raise IdempotencyKeyReused
             replayed = await self._records.get(entry.reference, entry.home_site_id)
             if replayed is not None and replayed.record.status in (BookingStatus.CONFIRMED, BookingStatus.CANCELLED):
                 return replayed.record  # the first answer
             resuming = entry.reference
-        plan = await self._plan(view, request.date_of_birth, request.appointments, now, exclude_reference=resuming)
+        plan = await self._plan(view, request.date_of_birth, request.slot_ids, now, exclude_reference=resuming)
         # Checked after the replay and the rules, so neither a retry nor a refusal uses up an admission.
         gated = self._admission is not None and resuming is None and await self._admission.required()
         if gated:
@@ -127,7 +145,7 @@ class BookingService:
                 await self._admission.release(admission_token, now)  # nothing was booked: the admission stands
             raise
 
-    async def _book(self, request: BookingRequest, view: PatientBookingView, plan: BookingPlan, now: dt.datetime,
+    async def _book(self, request: BookAppointments, view: PatientBookingView, plan: BookingPlan, now: dt.datetime,
                     body_hash: str, key_hash: str | None, idempotency_key: str | None) -> BookingRecord:
         appointments = await self._appointments(plan)
         assert view.lookup.record is not None
@@ -137,7 +155,7 @@ class BookingService:
             appointments=appointments,
             person=Person(nhs_number=patient.nhs_number, given_name=patient.given_name,
                           family_name=patient.family_name, date_of_birth=patient.date_of_birth),
-            contact=Contact(mobile=request.contact.mobile, email=request.contact.email),
+            contact=Contact(mobile=request.mobile, email=request.email),
             created_at=now, deadline=now + self._timeout, body_hash=body_hash)
         stored = await self._create(record, request.nhs_number, idempotency_key, body_hash)
         if stored.record.status != BookingStatus.PENDING:
@@ -150,8 +168,7 @@ class BookingService:
         claim = DoseClaim(record.reference, record.home_site_id, now)
         if not await self._patients.claim_doses(request.nhs_number, record.doses(), claim, idempotency):
             await self._abandon(stored, held=[])
-            raise ProblemError(409, "ALREADY_BOOKED", "Already booked",
-                               "There is already an active booking for this dose")
+            raise AlreadyBooked
         self.step_hook("claimed")
 
         held: list[Appointment] = []
@@ -159,10 +176,7 @@ class BookingService:
             outcome = await self._holds.hold(appointment.slot_id, appointment.site_id, record.reference, now)
             if outcome != "held":
                 await self._abandon(stored, held)
-                if outcome == "full":
-                    raise ProblemError(409, "SLOT_FULL", "Slot full", "That appointment time has just been taken")
-                raise ProblemError(404, "NOT_FOUND", "Not found", "No such appointment slot",
-                                   [FieldError(field="appointments", message="no such slot")])
+                raise SlotFull() if outcome == "full" else _no_slot("appointments")
             held.append(appointment)
             self.step_hook(f"held:{appointment.dose}")
 
@@ -229,14 +243,14 @@ class BookingService:
         try:
             reference = normalise_reference(reference)
         except InvalidReferenceError:
-            raise _NOT_FOUND from None
+            raise _no_booking() from None
         now = self._clock.now()
         view = await self._patients.booking_view(nhs_number)
-        await self._verify_person(nhs_number, view, date_of_birth, now, refusal=_NOT_FOUND)
+        await self._verify_person(nhs_number, view, date_of_birth, now, refusal=_no_booking)
         home = view.references.get(reference)
         stored = await self._records.get(reference, home) if home else None
         if stored is None or stored.record.status in (BookingStatus.PENDING, BookingStatus.RELEASED):
-            raise _NOT_FOUND
+            raise _no_booking()
         return view, stored
 
     async def cancel(self, reference: str, nhs_number: str, date_of_birth: dt.date) -> BookingRecord:
@@ -245,10 +259,10 @@ class BookingService:
         if step is TransitionOutcome.ALREADY_DONE:
             return stored.record  # cancelling twice is harmless
         if step is TransitionOutcome.REFUSED:
-            raise _NOT_FOUND
+            raise _no_booking()
         committed = await self._cancel(stored)
         if committed is None:
-            raise ProblemError(409, "CONFLICT", "Changed meanwhile", "The booking changed while cancelling; try again")
+            raise ChangedMeanwhile("The booking changed while cancelling; try again")
         return committed.record
 
     async def _cancel(self, stored: StoredBooking) -> StoredBooking | None:
@@ -286,24 +300,23 @@ class BookingService:
         return cancelled
 
     async def reschedule(self, reference: str, nhs_number: str, date_of_birth: dt.date,
-                         requested: list[RequestedAppointment]) -> BookingRecord:
+                         slot_ids: Sequence[str]) -> BookingRecord:
         view, stored = await self._find(reference, nhs_number, date_of_birth)
         record = stored.record
         if record.status != BookingStatus.CONFIRMED:
-            raise ProblemError(409, "NOT_CONFIRMED", "Not active", "Only a confirmed booking can be moved")
+            raise NotConfirmed
         if record.move is not None:
-            raise ProblemError(409, "CONFLICT", "Already moving", "This booking is being moved; try again shortly")
+            raise AlreadyMoving
         now = self._clock.now()
-        plan = await self._plan(view, date_of_birth, requested, now, exclude_reference=record.reference)
+        plan = await self._plan(view, date_of_birth, slot_ids, now, exclude_reference=record.reference)
         new = await self._appointments(plan)
         if [a.dose for a in new] != record.doses():
-            raise ProblemError(409, "DOSES_DIFFER", "Different doses",
-                               "A reschedule moves the same doses the booking holds")
+            raise DosesDiffer
         # 1. Record the move before taking anything, so the timer can undo a move a crash interrupts.
         moving = await self._records.replace(stored, record.model_copy(update={
             "move": Move(to=new, since=now), "version": record.version + 1}))
         if moving is None:
-            raise ProblemError(409, "CONFLICT", "Changed meanwhile", "The booking changed; try again")
+            raise ChangedMeanwhile("The booking changed; try again")
         self.step_hook("move-recorded")
         # 2. Hold every new slot; the old ones stay held until the move commits.
         old_slots = {a.slot_id for a in record.appointments}
@@ -316,9 +329,7 @@ class BookingService:
                 for held in taken:
                     await self._holds.release(held.slot_id, held.site_id, record.reference)
                 await self._records.replace(moving, moving.record.model_copy(update={"move": None}))
-                if outcome == "full":
-                    raise ProblemError(409, "SLOT_FULL", "Slot full", "That appointment time has just been taken")
-                raise ProblemError(404, "NOT_FOUND", "Not found", "No such appointment slot")
+                raise SlotFull() if outcome == "full" else _no_slot()
             taken.append(appointment)
             self.step_hook(f"move-held:{appointment.dose}")
         # 3. Commit: the new appointments, the event, and the old slots to give back.
@@ -346,7 +357,7 @@ class BookingService:
     # ---- shared steps -------------------------------------------------------------------------
 
     async def _verify_person(self, nhs_number: str, view: PatientBookingView, date_of_birth: dt.date,
-                             now: dt.datetime, refusal: ProblemError) -> None:
+                             now: dt.datetime, refusal: Callable[[], Refusal]) -> None:
         """The person's date of birth must match; misses count towards the same lock-out as eligibility's.
 
         Otherwise these routes would let anyone guess birth dates without limit.
@@ -357,9 +368,9 @@ class BookingService:
         if view.lookup.record is None or view.lookup.record.date_of_birth != date_of_birth:
             await self._patients.save_match_failures(
                 nhs_number, after_failed_match(view.lookup.failures, now, self._lock_rule))
-            raise refusal
+            raise refusal()
 
-    async def _plan(self, view: PatientBookingView, date_of_birth: dt.date, requested: list[RequestedAppointment],
+    async def _plan(self, view: PatientBookingView, date_of_birth: dt.date, requested: Sequence[str],
                     now: dt.datetime, exclude_reference: str | None) -> BookingPlan:
         record = view.lookup.record
         assert record is not None
@@ -370,13 +381,12 @@ class BookingService:
         policy = (await self._policies.current()).policy
         decision = decide_eligibility(facts, policy, today)
         slots: list[RequestedSlot] = []
-        for index, wanted in enumerate(requested):
-            key = parse_slot_id(wanted.slot_id)
+        for index, slot_id in enumerate(requested):
+            key = parse_slot_id(slot_id)
             site = await self._sites.find(key.site_id) if key else None
             if key is None or site is None:
-                raise ProblemError(404, "NOT_FOUND", "Not found", "No such appointment slot",
-                                   [FieldError(field=f"appointments[{index}].slotId", message="no such slot")])
-            slots.append(RequestedSlot(wanted.slot_id, key.site_id, key.start, key.product, site.products,
+                raise _no_slot(f"appointments[{index}].slotId")
+            slots.append(RequestedSlot(slot_id, key.site_id, key.start, key.product, site.products,
                                        site.age_bands))
         plan = plan_booking(decision, policy, now=now, age=age_on(date_of_birth, today), requested=slots)
         if isinstance(plan, BookingRejected):
@@ -444,32 +454,19 @@ class BookingService:
             log.info("booking repair: %s", counts)
         return counts
 
-    @staticmethod
-    def _body_hash(request: BookingRequest) -> str:
-        return hashlib.sha256(request.model_dump_json(by_alias=True).encode()).hexdigest()[:32]
-
     def _idempotency_hash(self, nhs_number: str, key: str) -> str:
         return "k" + hmac.new(self._key, f"idem|{nhs_number}|{key}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
-_STATUS_BY_CODE = {
-    RejectionCode.WRONG_APPOINTMENT_COUNT: 422,
-    RejectionCode.DUPLICATE_SLOT: 422,
-}
-
-
-def _refusal(rejected: BookingRejected) -> ProblemError:
-    field = [FieldError(field=f"appointments[{rejected.appointment}].slotId", message=str(rejected.code))] \
-        if rejected.appointment is not None else []
+def _refusal(rejected: BookingRejected) -> Refusal:
     if rejected.code == RejectionCode.NOT_ELIGIBLE:
         if ReasonCode.ALREADY_BOOKED in rejected.eligibility_reasons:
-            return ProblemError(409, "ALREADY_BOOKED", "Already booked",
-                                "There is already an active booking for this dose")
-        reasons = ", ".join(rejected.eligibility_reasons)
-        return ProblemError(403, "NOT_ELIGIBLE", "Not eligible", f"Not eligible to book: {reasons}")
-    status = _STATUS_BY_CODE.get(rejected.code, 409)
-    return ProblemError(status, str(rejected.code), "Cannot book this appointment",
-                        _REFUSAL_DETAIL.get(rejected.code, "The appointment does not fit the rules"), field)
+            return AlreadyBooked()
+        return NotEligible(rejected.eligibility_reasons)
+    fields = [FieldIssue(f"appointments[{rejected.appointment}].slotId", str(rejected.code))] \
+        if rejected.appointment is not None else []
+    detail = _REFUSAL_DETAIL.get(rejected.code, "The appointment does not fit the rules")
+    return BookingRuleBroken(rejected.code, detail, fields)
 
 
 _REFUSAL_DETAIL = {

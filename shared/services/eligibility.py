@@ -7,7 +7,8 @@ from zoneinfo import ZoneInfo
 
 from shared.domain.eligibility import EligibilityDecision, PatientFacts, decide_eligibility, not_matched
 from shared.domain.throttling import MatchLockRule, after_failed_match, locked_for
-from shared.ports import Clock, PatientStore
+from shared.ports.common import Clock
+from shared.ports.patients import PatientStore
 from shared.services.errors import RateLimitedError
 from shared.services.policy import PolicyService
 from shared.services.throttle import ClientThrottle

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from shared.ports import DependencyProbe
+from shared.ports.common import DependencyProbe
 
 log = logging.getLogger(__name__)
 

@@ -31,9 +31,9 @@ from shared.domain.messages import (
 )
 from shared.domain.throttling import TokenBucket
 from shared.events import BookingEvent, EventAppointment
-from shared.ports import (
+from shared.ports.common import Clock
+from shared.ports.notifications import (
     AppointmentListing,
-    Clock,
     DeliveryStore,
     EmailSender,
     ListedAppointment,

@@ -6,7 +6,7 @@ import logging
 
 from shared.domain.booking_record import Appointment, BookingRecord, OutboxEvent
 from shared.events import BookingEvent, EventAppointment, EventContact
-from shared.ports import BookingRecords, EventPublisher
+from shared.ports.bookings import BookingRecords, EventPublisher
 
 log = logging.getLogger(__name__)
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import datetime as dt
-
 from shared.domain.policy import DEFAULT_POLICY, CampaignPolicy
-from shared.ports import Clock, PolicyStore, StoredPolicy, VersionConflictError
+from shared.ports.common import Clock, VersionConflictError
+from shared.ports.policy import PolicyStore, StoredPolicy
+from shared.services.refresh import Refreshing
 
 SHIPPED_DEFAULT = StoredPolicy(policy=DEFAULT_POLICY, version=0, updated_at=None)
 
@@ -21,25 +20,13 @@ class PolicyService:
     def __init__(self, store: PolicyStore, clock: Clock, refresh_seconds: float) -> None:
         self._store = store
         self._clock = clock
-        self._refresh = dt.timedelta(seconds=refresh_seconds)
-        self._cached: StoredPolicy | None = None
-        self._read_at: dt.datetime | None = None
-        self._lock = asyncio.Lock()
+        self._cached = Refreshing(self._load, refresh_seconds, clock, what="campaign policy")
 
-    def _fresh(self, now: dt.datetime) -> bool:
-        return self._cached is not None and self._read_at is not None and now - self._read_at < self._refresh
+    async def _load(self) -> StoredPolicy:
+        return await self._store.load() or SHIPPED_DEFAULT
 
     async def current(self) -> StoredPolicy:
-        if self._fresh(self._clock.now()):
-            assert self._cached is not None
-            return self._cached
-        async with self._lock:  # one read per refresh however many requests are waiting
-            now = self._clock.now()
-            if not self._fresh(now):
-                self._cached = await self._store.load() or SHIPPED_DEFAULT
-                self._read_at = now
-            assert self._cached is not None
-            return self._cached
+        return await self._cached.get()
 
     async def replace(
         self, policy: CampaignPolicy, updated_by: str, expected_version: int | None = None
@@ -52,5 +39,5 @@ class PolicyService:
         if expected_version is not None and expected_version != (previous.version if previous else 0):
             raise VersionConflictError
         saved = await self._store.save(policy, previous, self._clock.now(), updated_by)
-        self._cached, self._read_at = saved, self._clock.now()
+        self._cached.put(saved)
         return saved

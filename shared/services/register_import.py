@@ -1,19 +1,32 @@
-"""Bulk upsert of NIMS records: each record validated alone, the good ones imported, safe to repeat."""
+"""Bulk upsert of register records: each record checked alone, the good ones imported, safe to repeat."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from pydantic import ValidationError
-
-from shared.api.models import NimsImportAnswer, NimsPatient, RecordRejection
-from shared.api.problems import FieldError, validation_problem
-from shared.ports import Clock, PatientStore
+from shared.domain.register import RegisterRecord
+from shared.ports.common import Clock
+from shared.ports.patients import PatientStore
+from shared.services.errors import FieldIssue
 
 LONDON = ZoneInfo("Europe/London")
+
+
+@dataclass(frozen=True)
+class RecordRejected:
+    """A record of the batch that was not imported, by its position, with what is wrong with it."""
+
+    index: int
+    fields: tuple[FieldIssue, ...]
+
+
+@dataclass(frozen=True)
+class ImportOutcome:
+    imported: int
+    rejected: tuple[RecordRejected, ...]
 
 
 class RegisterImportService:
@@ -22,38 +35,38 @@ class RegisterImportService:
         self._clock = clock
         self._concurrency = concurrency
 
-    def validate(self, raw: Sequence[Any]) -> tuple[dict[str, NimsPatient], list[RecordRejection]]:
-        """The valid records by NHS number (a later duplicate replaces an earlier one) and the rejections."""
+    def check(self, batch: Sequence[RegisterRecord | RecordRejected]) -> tuple[dict[str, RegisterRecord],
+                                                                            list[RecordRejected]]:
+        """The acceptable records by NHS number (a later duplicate replaces an earlier one) and the rejections.
+
+        The batch arrives decoded, with the records that could not be read already rejected at their index.
+        """
         today = self._clock.now().astimezone(LONDON).date()
-        valid: dict[str, NimsPatient] = {}
-        rejected: list[RecordRejection] = []
-        for index, item in enumerate(raw):
-            try:
-                record = NimsPatient.model_validate(item)
-            except ValidationError as error:
-                rejected.append(RecordRejection(index=index, errors=validation_problem(error).problem.errors))
+        valid: dict[str, RegisterRecord] = {}
+        rejected: list[RecordRejected] = []
+        for index, record in enumerate(batch):
+            if isinstance(record, RecordRejected):
+                rejected.append(record)
                 continue
-            problems = [FieldError(field="dateOfBirth", message="must not be in the future")] \
+            problems = [FieldIssue("dateOfBirth", "must not be in the future")] \
                 if record.date_of_birth > today else []
-            problems += [
-                FieldError(field=f"vaccinations[{i}].administeredAt", message="must not be in the future")
-                for i, v in enumerate(record.vaccinations) if v.administered_at > today
-            ]
+            problems += [FieldIssue(f"vaccinations[{i}].administeredAt", "must not be in the future")
+                         for i, v in enumerate(record.vaccinations) if v.administered_at > today]
             if problems:
-                rejected.append(RecordRejection(index=index, errors=problems))
+                rejected.append(RecordRejected(index, tuple(problems)))
                 continue
             valid.pop(record.nhs_number, None)
             valid[record.nhs_number] = record
         return valid, rejected
 
-    async def import_records(self, raw: Sequence[Any]) -> NimsImportAnswer:
-        valid, rejected = self.validate(raw)
+    async def import_records(self, batch: Sequence[RegisterRecord | RecordRejected]) -> ImportOutcome:
+        valid, rejected = self.check(batch)
         now = self._clock.now()
         gate = asyncio.Semaphore(self._concurrency)
 
-        async def store(record: NimsPatient) -> None:
+        async def store(record: RegisterRecord) -> None:
             async with gate:
                 await self._patients.upsert_register_record(record, now)
 
         await asyncio.gather(*(store(record) for record in valid.values()))
-        return NimsImportAnswer(imported=len(raw) - len(rejected), rejected=rejected)
+        return ImportOutcome(imported=len(batch) - len(rejected), rejected=tuple(rejected))

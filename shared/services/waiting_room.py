@@ -7,9 +7,9 @@ import datetime as dt
 import logging
 import secrets
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from shared.domain.waiting_room import (
     LAPSE_AFTER,
@@ -31,8 +31,10 @@ from shared.domain.waiting_room import (
     should_report,
     standing,
 )
-from shared.ports import Clock, JoinPublisher, VersionConflictError, WaitingRoomStore
+from shared.ports.common import Clock, VersionConflictError
+from shared.ports.waiting_room import JoinPublisher, WaitingRoomStore
 from shared.services.errors import AdmissionRequiredError, RateLimitedError
+from shared.services.refresh import Refreshing
 from shared.services.throttle import ClientThrottle
 
 log = logging.getLogger("shared.services.waiting_room")
@@ -47,36 +49,6 @@ ARCHIVE_CACHE_BUCKETS = 4096
 MAX_JOIN_BATCH = 1000
 # A timer starting afresh reads join records back at most this far (a ticket lives 12 hours by default).
 MAX_REBUILD = dt.timedelta(hours=12)
-
-
-class Refreshing(Generic[T]):
-    """A value an instance re-reads at most every `seconds`: one store read per interval per
-    instance however many requests want it, and a change everywhere within the interval."""
-
-    def __init__(self, load: Callable[[], Awaitable[T]], clock: Clock, seconds: float) -> None:
-        self._load = load
-        self._clock = clock
-        self._interval = dt.timedelta(seconds=seconds)
-        self._value: T | None = None
-        self._read_at: dt.datetime | None = None
-        self._lock = asyncio.Lock()
-
-    def _fresh(self, now: dt.datetime) -> bool:
-        return self._read_at is not None and now - self._read_at < self._interval
-
-    async def get(self) -> T:
-        if self._fresh(self._clock.now()) and self._value is not None:
-            return self._value
-        async with self._lock:  # requests arriving during a read share it
-            now = self._clock.now()
-            if not self._fresh(now) or self._value is None:
-                self._value = await self._load()
-                self._read_at = now
-            return self._value
-
-    def put(self, value: T) -> None:
-        """This instance's own change, seen by it at once."""
-        self._value, self._read_at = value, self._clock.now()
 
 
 class JoinBatcher:
@@ -165,8 +137,8 @@ class WaitingRoomService:
         self._report_interval = dt.timedelta(seconds=report_seconds)
         self._throttle = throttle
         self._new_id = new_id
-        self._settings = Refreshing(self._load_settings, clock, refresh_seconds)
-        self._state = Refreshing(self._load_state, clock, refresh_seconds)
+        self._settings = Refreshing(self._load_settings, refresh_seconds, clock, what="waiting-room settings")
+        self._state = Refreshing(self._load_state, refresh_seconds, clock, what="waiting-room state")
         self._archive: OrderedDict[int, frozenset[int]] = OrderedDict()
         self._sequence = SequenceSource()
         self.joins = JoinBatcher(publisher, join_batch_seconds)

@@ -19,10 +19,10 @@ from azure.core.pipeline.policies import SansIOHTTPPolicy
 from devhost.acs_email import EmailStandIn
 from devhost.acs_sms import SmsStandIn
 from devhost.timer_triggers import utc_now
-from shared.adapters.acs_sms import AcsEmailSender, AcsSmsSender, parse_connection_string
-from shared.clients import Clients
+from shared.adapters.acs_messages import AcsEmailSender, AcsSmsSender, parse_connection_string
+from shared.adapters.clients import Clients
 from shared.domain.messages import EmailContent
-from shared.ports import PermanentSendError, Repeatability, TransientSendError
+from shared.ports.notifications import PermanentSendError, Repeatability, TransientSendError
 from shared.settings import Settings
 
 KEY = base64.b64encode(b"acs-stand-in-test-key").decode()

@@ -15,7 +15,7 @@ import pytest
 from azure.storage.queue.aio import QueueServiceClient
 
 from shared import resources
-from shared.adapters.cosmos_deliveries import CosmosDeliveryStore
+from shared.adapters.cosmos_notifications import CosmosDeliveryStore
 from shared.composition import services
 from tests.conftest import EmulatorEndpoints
 from tests.e2e.test_eligibility import ADMIN

@@ -1,4 +1,4 @@
-"""Builds sites, slots and people directly in the emulator for booking tests, and checks the invariants."""
+"""Builds sites, slots and people through the app's own adapters for booking tests, and checks the invariants."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from shared import resources
 from shared.composition import Services
 from shared.domain.booking_record import BookingRecord
 from shared.domain.nhs_number import synthetic_nhs_number
-from shared.domain.sites import Site
-from shared.domain.slots import slot_id
+from shared.domain.register import RegisterRecord
+from shared.domain.sites import LONDON, Site
+from shared.domain.slots import Slot, slot_id
 
 
 @dataclass
@@ -29,24 +30,22 @@ class World:
         site = Site.model_validate({"siteId": site_id, "name": name, "type": "vaccinationCentre", "odsCode": "TST01",
                                     "postcode": "LS1 4AP", "location": {"lat": 53.8, "lon": -1.55},
                                     "products": list(products), "ageBands": [{"minAge": 12}]})
-        await self.container(resources.SITES.name).upsert_item(
-            {"id": site_id, "siteId": site_id, "type": "site", "site": site.model_dump(mode="json", by_alias=True)})
+        await self.app.site_store.create_site(site, None, "booking-world", self.app.clock.now())
         return site_id
 
     async def slot(self, start: dt.datetime, capacity: int, product: str = "PFIZER", site_id: str | None = None) -> str:
         site_id = site_id or self.site_id
         ident = slot_id(site_id, start, product)
-        await self.container(resources.SITES.name).upsert_item({
-            "id": ident, "siteId": site_id, "type": "slot", "sessionId": "s", "product": product,
-            "start": start.astimezone(dt.UTC).isoformat(), "end": (start + dt.timedelta(minutes=10)).isoformat(),
-            "localDate": start.date().isoformat(), "capacity": capacity, "booked": 0, "holds": {}, "status": "open"})
+        await self.app.site_store.create_slots((Slot(
+            slot_id=ident, site_id=site_id, session_id="s", product=product, start=start,
+            end=start + dt.timedelta(minutes=10), local_date=start.astimezone(LONDON).date(), capacity=capacity),))
         return ident
 
     async def people(self, count: int, born: str = "1960-05-05", **extra: Any) -> list[str]:
         numbers = [synthetic_nhs_number(uuid.uuid4().int % 890_000) for _ in range(count)]
-        answer = await self.app.register_import.import_records([
+        answer = await self.app.register_import.import_records([RegisterRecord.model_validate(
             {"nhsNumber": n, "dateOfBirth": born, "givenName": "Book", "familyName": "Tester", "postcode": "LS1 4AP",
-             **extra} for n in numbers])
+             **extra}) for n in numbers])
         assert answer.imported == count, answer.rejected
         return numbers
 

@@ -10,7 +10,8 @@ import pytest
 from shared.composition import services
 from shared.domain.nhs_number import synthetic_nhs_number
 from shared.domain.policy import DEFAULT_POLICY
-from shared.ports import VersionConflictError
+from shared.domain.register import RegisterRecord
+from shared.ports.common import VersionConflictError
 from tests.conftest import EmulatorEndpoints
 
 pytestmark = pytest.mark.integration
@@ -20,9 +21,9 @@ def a_number() -> str:
     return synthetic_nhs_number(uuid.uuid4().int % 800_000)
 
 
-def record(number: str, born: str = "1956-04-12", **extra: object) -> dict[str, object]:
-    return {"nhsNumber": number, "dateOfBirth": born, "givenName": "Integration", "familyName": "Test",
-            "postcode": "B1 1AA", **extra}
+def record(number: str, born: str = "1956-04-12", **extra: object) -> RegisterRecord:
+    return RegisterRecord.model_validate({"nhsNumber": number, "dateOfBirth": born, "givenName": "Integration",
+                                          "familyName": "Test", "postcode": "B1 1AA", **extra})
 
 
 async def test_an_eligibility_check_costs_exactly_one_cosmos_request(provisioned: EmulatorEndpoints) -> None:
@@ -49,7 +50,7 @@ async def test_reimporting_a_person_keeps_their_booking_markers(provisioned: Emu
     await app.register_import.import_records([record(number, flags=["carer"])])
     lookup = await store.lookup(number)
     assert lookup.booked_doses == frozenset({1})
-    assert lookup.record is not None and lookup.record.flags == ["carer"]
+    assert lookup.record is not None and lookup.record.flags == ("carer",)
 
 
 async def test_failed_matches_for_an_unknown_number_are_stored_and_lock_it(provisioned: EmulatorEndpoints) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.adapters.probes import CosmosProbe, StorageProbe
-from shared.clients import Clients, get_clients
+from shared.adapters.azure_probes import CosmosProbe, StorageProbe
+from shared.adapters.clients import Clients, get_clients
 from shared.services.health import HealthService
 from shared.settings import Settings
 from tests.conftest import EmulatorEndpoints

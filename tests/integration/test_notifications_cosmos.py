@@ -19,20 +19,20 @@ from devhost.acs_sms import Fault
 from devhost.hostconfig import QueueSettings
 from devhost.queue_triggers import QueueListener
 from shared import resources
-from shared.adapters.acs_sms import AcsEmailSender, AcsSmsSender
-from shared.adapters.clock import SystemClock
-from shared.adapters.cosmos_deliveries import (
+from shared.adapters.acs_messages import AcsEmailSender, AcsSmsSender
+from shared.adapters.clients import Clients
+from shared.adapters.cosmos_notifications import (
     CosmosAppointmentListing,
     CosmosDeliveryStore,
     CosmosOptOutStore,
     CosmosReminderScans,
-    StorageReminderQueue,
     opt_out_id,
 )
-from shared.clients import Clients
+from shared.adapters.queue_reminders import StorageReminderQueue
+from shared.adapters.system_clock import SystemClock
 from shared.composition import Services
 from shared.domain.messages import Delivery, ReminderJob
-from shared.ports import Clock
+from shared.ports.common import Clock
 from shared.services.notifications import NotificationConfig, NotificationService, SendRate
 from shared.settings import Settings
 from tests.conftest import EmulatorEndpoints

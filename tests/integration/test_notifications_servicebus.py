@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from shared.adapters.cosmos_deliveries import ServiceBusReminderQueue
-from shared.clients import Clients
+from shared.adapters.clients import Clients
+from shared.adapters.queue_reminders import ServiceBusReminderQueue
 from shared.composition import Services
 from shared.domain.messages import ReminderJob
 from shared.settings import Settings

@@ -11,11 +11,13 @@ import pytest
 from shared import resources
 from shared.adapters.cosmos_bookings import CosmosSlotHolds
 from shared.adapters.cosmos_sites import CosmosIdempotencyKeys, CosmosStaffDirectory
-from shared.api.principal import NATIONAL_ADMIN, Principal
-from shared.api.problems import ProblemError
-from shared.api.site_models import OpenSessionRequest, SiteRegistration, SiteSearchQuery, SlotQuery
 from shared.composition import Services, services
-from shared.services.sites import london_today
+from shared.domain.sites import AgeBand, Session, SiteType
+from shared.domain.staff import NATIONAL_ADMIN, Principal
+from shared.services.errors import SessionHasBookings, SessionOverlaps
+from shared.services.sites.admin import RegisterSite
+from shared.services.sites.common import london_today
+from shared.services.sites.search import SiteSearch, SlotRange
 from tests.conftest import EmulatorEndpoints
 
 pytestmark = pytest.mark.integration
@@ -27,17 +29,16 @@ def new_ods() -> str:
     return f"I{uuid.uuid4().hex[:8].upper()}"
 
 
-async def register(app: Services, ods: str, postcode: str = "LS1 4AP", **extra: Any) -> str:
-    body = SiteRegistration.model_validate({"name": "Integration Centre", "type": "vaccinationCentre", "odsCode": ods,
-                                            "postcode": postcode, "products": ["PFIZER", "MODERNA"], **extra})
-    return (await app.site_admin.register(body, ADMIN, None)).site_id
+async def register(app: Services, ods: str, postcode: str = "LS1 4AP") -> str:
+    command = RegisterSite(name="Integration Centre", type=SiteType.VACCINATION_CENTRE, ods_code=ods,
+                           postcode=postcode, products=("PFIZER", "MODERNA"), age_bands=(AgeBand(min_age=0),))
+    return (await app.site_admin.register(command, ADMIN, None)).site_id
 
 
-def session(days_ahead: int = 1, **overrides: Any) -> OpenSessionRequest:
+def session(days_ahead: int = 1, **overrides: Any) -> Session:
     day = london_today(services().clock) + dt.timedelta(days=days_ahead)
-    return OpenSessionRequest.model_validate({"date": day.isoformat(), "start": "09:00", "end": "10:00",
-                                              "slotMinutes": 10, "capacityPerSlot": 2, "product": "PFIZER",
-                                              **overrides})
+    return Session.model_validate({"date": day.isoformat(), "start": "09:00", "end": "10:00", "slotMinutes": 10,
+                                   "capacityPerSlot": 2, "product": "PFIZER", **overrides})
 
 
 async def docs_of(app: Services, site_id: str, kind: str) -> list[dict[str, Any]]:
@@ -81,13 +82,13 @@ async def test_slot_listing_is_one_query_and_hides_full_and_cancelled_slots(prov
         await holds.hold(ids[0], site_id, reference, app.clock.now())  # now full
     await holds.hold(ids[1], site_id, "REF00000C", app.clock.now())
     await app.site_store.close_slot(site_id, ids[2], only_if_unbooked=True)
-    await app.site_search.slots(site_id, SlotQuery())  # the site is in this instance's index now
+    await app.site_search.slots(site_id, SlotRange())  # the site is in this instance's index now
     app.clients.cosmos_requests.reset()
-    listed = await app.site_search.slots(site_id, SlotQuery.model_validate({"product": "pfizer"}))
+    listed = await app.site_search.slots(site_id, SlotRange(product="PFIZER"))
     assert app.clients.cosmos_requests.total == 1, app.clients.cosmos_requests.by_kind
-    assert [(s.slot_id, s.remaining) for s in listed.slots] == [(ids[1], 1), *((i, 2) for i in ids[3:])]
-    both = await app.site_search.slots(site_id, SlotQuery())
-    assert len(both.slots) == len(listed.slots) + 2
+    assert [(s.slot_id, s.remaining) for s in listed] == [(ids[1], 1), *((i, 2) for i in ids[3:])]
+    both = await app.site_search.slots(site_id, SlotRange())
+    assert len(both) == len(listed) + 2
 
 
 async def test_search_costs_one_query_per_site_not_yet_cached_and_none_when_warm(
@@ -97,16 +98,16 @@ async def test_search_costs_one_query_per_site_not_yet_cached_and_none_when_warm
     near, far = await register(app, new_ods(), "TR18 2AA"), await register(app, new_ods(), "TR1 2AA")
     await app.site_admin.open_session(near, session(days_ahead=2), ADMIN, None)
     instance = Services(app.clients)  # a fresh instance: empty index and cache
-    query = SiteSearchQuery.model_validate({"postcode": "TR18", "radiusKm": "40"})
+    query = SiteSearch(postcode="TR18", radius_km=40, limit=50)
     app.clients.cosmos_requests.reset()
     found = await instance.site_search.search(query)
-    assert [s.site_id for s in found.sites] == [near, far]
-    assert found.sites[0].next_available_date == london_today(app.clock) + dt.timedelta(days=2)
-    assert found.sites[1].next_available_date is None
+    assert [s.site.site_id for s in found] == [near, far]
+    assert found[0].next_available_date == london_today(app.clock) + dt.timedelta(days=2)
+    assert found[1].next_available_date is None
     assert app.clients.cosmos_requests.total == 1 + 2, app.clients.cosmos_requests.by_kind  # index, two sites
     app.clients.cosmos_requests.reset()
-    narrow = await instance.site_search.search(SiteSearchQuery.model_validate({"postcode": "TR18", "radiusKm": "20"}))
-    assert [s.site_id for s in narrow.sites] == [near]
+    narrow = await instance.site_search.search(SiteSearch(postcode="TR18", radius_km=20, limit=50))
+    assert [s.site.site_id for s in narrow] == [near]
     assert app.clients.cosmos_requests.total == 0
 
 
@@ -118,9 +119,8 @@ async def test_cancelling_is_refused_while_a_place_is_held_and_closes_every_slot
     ids = sorted(d["id"] for d in await docs_of(app, site_id, "slot"))
     holds = CosmosSlotHolds(app.clients.database().get_container_client(resources.SITES.name))
     await holds.hold(ids[3], site_id, "REF00000D", app.clock.now())
-    with pytest.raises(ProblemError) as refused:
+    with pytest.raises(SessionHasBookings):
         await app.site_admin.cancel_session(site_id, opened.session_id, False, ADMIN)
-    assert refused.value.problem.code == "SESSION_HAS_BOOKINGS"
     assert {d["status"] for d in await docs_of(app, site_id, "slot")} == {"open"}
     await holds.release(ids[3], site_id, "REF00000D")
     cancelled = await app.site_admin.cancel_session(site_id, opened.session_id, False, ADMIN)
@@ -136,9 +136,8 @@ async def test_overlapping_sessions_are_refused_by_the_day_ledger(provisioned: E
     app = services()
     site_id = await register(app, new_ods())
     await app.site_admin.open_session(site_id, session(), ADMIN, None)
-    with pytest.raises(ProblemError) as refused:
+    with pytest.raises(SessionOverlaps):
         await app.site_admin.open_session(site_id, session(start="09:30", end="11:00"), ADMIN, None)
-    assert refused.value.problem.code == "SESSION_OVERLAPS"
     await app.site_admin.open_session(site_id, session(start="10:00", end="11:00"), ADMIN, None)
     assert len(await docs_of(app, site_id, "slot")) == 12
 

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 import pytest
 
 from shared import resources
-from shared.adapters.waiting_room_cosmos import CosmosWaitingRoomStore
-from shared.adapters.waiting_room_queue import StorageQueueJoinPublisher
-from shared.clients import Clients, get_clients
+from shared.adapters.clients import Clients, get_clients
+from shared.adapters.cosmos_waiting_room import CosmosWaitingRoomStore
+from shared.adapters.queue_waiting_room import StorageQueueJoinPublisher
 from shared.domain.waiting_room import ClaimSigner, RoomSettings, RoomState, seq_at
-from shared.ports import VersionConflictError
+from shared.ports.common import VersionConflictError
 from shared.services.errors import AdmissionRequiredError
 from shared.services.waiting_room import AdmissionTimer, JoinRecorder, WaitingRoomService
 from tests.conftest import EmulatorEndpoints

@@ -49,8 +49,8 @@ KEY_VAULT_SETTINGS = ("PII_HASH_KEY", "WAITING_ROOM_SIGNING_KEY")
 # `ttl` unless the container has a default TTL, so each of these needs `ttl: true` in main.bicep.
 TTL_WRITERS = {
     "cosmos_patients.py": resources.PATIENTS.name,  # eligibility lock-out stubs for unknown numbers
-    "cosmos_deliveries.py": resources.DELIVERIES.name,  # delivery records
-    "waiting_room_cosmos.py": resources.WAITING_ROOM.name,  # join journals, admissions used
+    "cosmos_notifications.py": resources.DELIVERIES.name,  # delivery records
+    "cosmos_waiting_room.py": resources.WAITING_ROOM.name,  # join journals, admissions used
     "cosmos_sites.py": resources.CONFIG.name,  # admin idempotency keys (CosmosIdempotencyKeys)
 }
 
@@ -185,7 +185,7 @@ def test_bookings_index_exactly_the_paths_the_app_queries() -> None:
     """Cosmos DB rejects a query filtering on a path excluded from the index, so a new filter needs a new path."""
     adapters = ROOT / "shared" / "adapters"
     queries = [q for q in _string_constants(adapters / "cosmos_bookings.py") if q.startswith("SELECT")]
-    queries += _string_constants(adapters / "cosmos_deliveries.py", "_CONFIRMED_STARTING")  # the reminder scan
+    queries += _string_constants(adapters / "cosmos_notifications.py", "_CONFIRMED_STARTING")  # the reminder scan
     queried = set().union(*(_where_fields(q) for q in queries if " WHERE " in q))
     bookings = _cosmos_containers()[resources.BOOKINGS.name]["body"]
     indexed = {path.removeprefix("/").removesuffix("/?") for path in _strings(bookings) if path.endswith("/?")}

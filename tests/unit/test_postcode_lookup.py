@@ -14,7 +14,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from scripts.build_postcode_table import grid_to_wgs84
 from scripts.build_postcode_table import main as build_tables
-from shared.adapters.postcode_lookup import (
+from shared.adapters.offline_postcodes import (
     ATTRIBUTION,
     DATA_DIR,
     DISTRICTS_FILE,

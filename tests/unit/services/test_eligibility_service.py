@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from shared.api.models import NimsPatient
 from shared.domain.policy import DEFAULT_POLICY
+from shared.domain.register import RegisterRecord
 from shared.domain.throttling import MatchLockRule
 from shared.services.eligibility import EligibilityService
 from shared.services.errors import RateLimitedError
@@ -20,10 +20,10 @@ UNKNOWN = "9990000026"
 BORN = dt.date(1950, 6, 1)
 
 
-def person(**overrides: object) -> NimsPatient:
+def person(**overrides: object) -> RegisterRecord:
     fields = {"nhsNumber": KNOWN, "dateOfBirth": BORN.isoformat(), "givenName": "Ada", "familyName": "Test",
               "postcode": "LS1 4AP"}
-    return NimsPatient.model_validate({**fields, **overrides})
+    return RegisterRecord.model_validate({**fields, **overrides})
 
 
 def build(clock: FakeClock | None = None, burst: int = 1000) -> tuple[EligibilityService, InMemoryPatientStore,

@@ -11,7 +11,7 @@ import pytest
 
 from shared.domain.messages import Channel, Delivery, EmailContent, ReminderJob
 from shared.events import BookingEvent
-from shared.ports import ListedAppointment, PermanentSendError, Repeatability, TransientSendError
+from shared.ports.notifications import ListedAppointment, PermanentSendError, Repeatability, TransientSendError
 from shared.services.notifications import NotificationConfig, NotificationService, SendRate
 from tests.unit.services.fakes import FakeClock
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from shared.domain.policy import DEFAULT_POLICY
-from shared.ports import VersionConflictError
+from shared.ports.common import VersionConflictError
 from shared.services.policy import PolicyService
 from tests.unit.services.fakes import FakeClock, InMemoryPolicyStore
 

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from shared.api.waiting_room_models import admission_problem, bearer_token
 from shared.domain.waiting_room import ClaimRefusedError, ClaimSigner, Refusal, RoomSettings, RoomState, batch_id
-from shared.ports import JournalEntry, StoredRoomSettings, StoredRoomState, VersionConflictError
+from shared.ports.common import VersionConflictError
+from shared.ports.waiting_room import JournalEntry, StoredRoomSettings, StoredRoomState
 from shared.services.errors import AdmissionRequiredError
 from shared.services.waiting_room import AdmissionTimer, JoinRecorder, QueueAnswer, WaitingRoomService
 from tests.unit.services.fakes import FakeClock
@@ -472,10 +472,3 @@ async def test_two_timers_never_both_move_the_frontier() -> None:
     results = await asyncio.gather(room.timer.advance(), AdmissionTimer(room.store, room.clock).advance())
     assert sum(result is not None for result in results) == 1
     assert room.store.state is not None and room.store.state.state.admitted == 2
-
-
-def test_the_bearer_token_is_read_from_the_authorization_header_and_refusals_are_403() -> None:
-    assert bearer_token("Bearer wra1.a.b") == "wra1.a.b"
-    assert bearer_token(None) is None and bearer_token("Basic abc") is None and bearer_token("Bearer ") is None
-    problem = admission_problem(AdmissionRequiredError("used")).problem
-    assert problem.status == 403 and problem.code == "ADMISSION_REQUIRED"

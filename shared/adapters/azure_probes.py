@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.clients import Clients
+from shared.adapters.clients import Clients
 from shared.resources import QUEUE_BOOKING_EVENTS
 
 

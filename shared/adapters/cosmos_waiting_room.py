@@ -19,7 +19,7 @@ from azure.cosmos.exceptions import CosmosResourceExistsError, CosmosResourceNot
 
 from shared.adapters.cosmos_writes import create_or_replace
 from shared.domain.waiting_room import RoomSettings, RoomState, batch_id
-from shared.ports import JournalEntry, StoredRoomSettings, StoredRoomState
+from shared.ports.waiting_room import JournalEntry, StoredRoomSettings, StoredRoomState
 
 # Cosmos DB takes documents up to 2 MB; a record this long stays far below.
 MAX_RECORD_SEQS = 5000

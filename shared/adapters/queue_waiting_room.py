@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from shared.clients import Clients
+from shared.adapters.clients import Clients
 from shared.resources import QUEUE_WAITING_ROOM_JOINS
 
 

@@ -9,7 +9,7 @@ from azure.cosmos.exceptions import CosmosResourceNotFoundError
 
 from shared.adapters.cosmos_writes import create_or_replace
 from shared.domain.policy import CampaignPolicy
-from shared.ports import StoredPolicy
+from shared.ports.policy import StoredPolicy
 
 
 class CosmosPolicyStore:

@@ -12,7 +12,7 @@ from azure.core.pipeline import PipelineRequest
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 
 from shared.domain.messages import EmailContent, verdict
-from shared.ports import PermanentSendError, Repeatability, TransientSendError
+from shared.ports.notifications import PermanentSendError, Repeatability, TransientSendError
 
 if TYPE_CHECKING:
     import datetime as dt

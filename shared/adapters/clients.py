@@ -158,7 +158,7 @@ class Clients:
         if s.acs_connection_string:
             from azure.core.credentials import AzureKeyCredential
 
-            from shared.adapters.acs_sms import parse_connection_string
+            from shared.adapters.acs_messages import parse_connection_string
 
             endpoint, key = parse_connection_string(s.acs_connection_string)
             return endpoint, AzureKeyCredential(key)
@@ -171,7 +171,7 @@ class Clients:
         if self._sms is None:
             from azure.communication.sms.aio import SmsClient
 
-            from shared.adapters.acs_sms import RepeatabilityPolicy
+            from shared.adapters.acs_messages import RepeatabilityPolicy
 
             endpoint, credential = self._acs_target()
             self._sms = SmsClient(endpoint, credential, transport=self._transport(self.acs_requests),

@@ -9,7 +9,7 @@ from azure.core.exceptions import ResourceExistsError
 from azure.cosmos import PartitionKey
 
 from shared import resources
-from shared.clients import Clients
+from shared.adapters.clients import Clients
 
 
 async def provision(clients: Clients) -> None:

@@ -1,0 +1,107 @@
+"""Ports of the booking saga: booking documents, slot places, the site catalogue, and events out."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from shared.domain.booking_record import Appointment, BookingRecord, Person
+
+if TYPE_CHECKING:
+    from shared.domain.sites import Site
+    from shared.events import BookingEvent
+
+HoldOutcome = Literal["held", "full", "missing"]
+
+
+class SlotHolds(Protocol):
+    """Capacity on slot documents: "never more bookings than capacity"."""
+
+    async def hold(self, slot_id: str, site_id: str, reference: str, now: dt.datetime) -> HoldOutcome:
+        """Take one place for the reference unless the slot is full; idempotent per reference."""
+        ...
+
+    async def release(self, slot_id: str, site_id: str, reference: str) -> None:
+        """Give the reference's place back; idempotent."""
+        ...
+
+    async def holders(self, slot_id: str, site_id: str) -> list[str]:
+        """The references holding a place in the slot."""
+        ...
+
+
+class SiteCatalog(Protocol):
+    """The sites booking rules need (products, age bands, name), served from the instance's site index."""
+
+    async def find(self, site_id: str) -> Site | None: ...
+
+
+@dataclass(frozen=True)
+class StoredBooking:
+    """A booking as read, with the version tag that a conditional replace must match."""
+
+    record: BookingRecord
+    etag: str
+
+
+class BookingRecords(Protocol):
+    """Booking documents: the saga's journal, the bookings, and their per-site appointment entries."""
+
+    async def create(self, record: BookingRecord) -> StoredBooking | None:
+        """Write a new booking; None when one with that reference already exists in that partition."""
+        ...
+
+    async def get(self, reference: str, home_site_id: str) -> StoredBooking | None: ...
+
+    async def find(self, reference: str) -> StoredBooking | None:
+        """The booking by reference alone: a cross-partition query, for rare staff operations."""
+        ...
+
+    async def replace(self, stored: StoredBooking, record: BookingRecord) -> StoredBooking | None:
+        """Store the new state only if nobody changed the booking since `stored` was read; else None."""
+        ...
+
+    async def put_appointment_entry(self, record: BookingRecord, appointment: Appointment) -> None:
+        """The entry that lists an appointment in its site's day list (idempotent)."""
+        ...
+
+    async def retire_appointment_entry(self, reference: str, appointment: Appointment, status: str) -> None: ...
+
+    async def stuck(self, now: dt.datetime, limit: int) -> list[StoredBooking]:
+        """Bookings a crash left half done: pending past their deadline, a move past it, or cleanup owed."""
+        ...
+
+    async def with_unsent_events(self, limit: int) -> list[StoredBooking]: ...
+
+
+class EventPublisher(Protocol):
+    async def publish(self, event: BookingEvent) -> None: ...
+
+
+@dataclass(frozen=True)
+class DayListItem:
+    """One confirmed appointment at a site on a day, as the site's day list reads it.
+
+    `person` is there when the appointment is listed by the booking's own document; an appointment
+    at a site other than the booking's home is listed by an entry that carries no person.
+    """
+
+    reference: str
+    home_site_id: str
+    dose: int
+    slot_id: str
+    start: dt.datetime
+    product: str
+    status: str
+    person: Person | None
+
+
+class SiteAppointmentBook(Protocol):
+    """The booking documents as a site's day list reads them."""
+
+    async def day_list(self, site_id: str, day: dt.date) -> list[DayListItem]:
+        """The site's confirmed appointments on that London date."""
+        ...
+
+    async def get(self, reference: str, home_site_id: str) -> StoredBooking | None: ...

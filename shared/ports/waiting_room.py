@@ -1,0 +1,90 @@
+"""Ports of the waiting room: its settings and state, the join and poll journals, admissions, the joins queue."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Protocol
+
+from shared.domain.waiting_room import RoomSettings, RoomState
+
+
+@dataclass(frozen=True)
+class StoredRoomSettings:
+    settings: RoomSettings
+    etag: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredRoomState:
+    state: RoomState
+    etag: str | None = None
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """One write-once record of the waiting-room journal: a batch of joins, or of polls reported."""
+
+    id: str
+    written_at: dt.datetime
+    seqs: tuple[int, ...]
+
+
+class WaitingRoomStore(Protocol):
+    """Settings, admission progress, lapsed sets, the join and poll journals, admissions used."""
+
+    async def load_settings(self) -> StoredRoomSettings | None: ...
+
+    async def save_settings(self, settings: RoomSettings, previous: StoredRoomSettings | None) -> StoredRoomSettings:
+        """Raises VersionConflictError if another writer got there first."""
+        ...
+
+    async def load_state(self) -> StoredRoomState | None: ...
+
+    async def save_state(self, state: RoomState, previous: StoredRoomState | None) -> StoredRoomState:
+        """Raises VersionConflictError if another writer got there first."""
+        ...
+
+    async def load_lapsed(self, bucket: int) -> frozenset[int]: ...
+
+    async def save_lapsed(self, lapsed: dict[int, frozenset[int]]) -> None: ...
+
+    async def record_joins(self, seqs: tuple[int, ...], now: dt.datetime) -> None:
+        """Idempotent: the same batch recorded twice is one record."""
+        ...
+
+    async def joins_since(self, since: dt.datetime, until: dt.datetime, after_seq: int) -> list[JournalEntry]:
+        """Join records written in [since, until] holding some sequence number above `after_seq`."""
+        ...
+
+    async def record_polls(self, seqs: tuple[int, ...], now: dt.datetime) -> None: ...
+
+    async def polls_since(self, since: dt.datetime, until: dt.datetime) -> list[JournalEntry]: ...
+
+    async def claim_admission(self, jti: str, keep: dt.timedelta) -> bool:
+        """True the first time an admission is claimed, False for `keep` after (one conditional create)."""
+        ...
+
+    async def release_admission(self, jti: str) -> None: ...
+
+
+class JoinPublisher(Protocol):
+    """Sends one waiting-room join message (a batch of sequence numbers) to the joins queue."""
+
+    async def publish(self, message: str) -> None: ...
+
+
+class AdmissionGate(Protocol):
+    """What booking asks of the waiting room (implemented by WaitingRoomService)."""
+
+    async def required(self) -> bool:
+        """Whether the waiting room is on, so that booking needs an admission token."""
+        ...
+
+    async def consume(self, token: str | None, now: dt.datetime) -> None:
+        """Use the admission once; raises AdmissionRequiredError if missing, invalid, expired or used."""
+        ...
+
+    async def release(self, token: str, now: dt.datetime) -> None:
+        """Give a consumed admission back when the booking it was for did not happen."""
+        ...

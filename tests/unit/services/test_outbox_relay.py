@@ -1,0 +1,124 @@
+"""OutboxRelay over in-memory ports: each owed event sent, at least once, none lost, none carrying personal data."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from shared.events import BookingEvent
+from shared.services.booking import BookAppointments
+from tests.unit.services.fakes import BOOKING_BORN, BookingWorld, PublishFailedError
+
+SOON = dt.datetime(2026, 3, 4, 10, 0, tzinfo=dt.UTC)
+MOBILE = "+447700900123"
+
+
+def request(number: str, *slots: str) -> BookAppointments:
+    return BookAppointments(nhs_number=number, date_of_birth=BOOKING_BORN, slot_ids=slots, mobile=MOBILE,
+                            email="ada@example.org")
+
+
+def owed(world: BookingWorld) -> list[str]:
+    """Event ids still waiting in outboxes."""
+    return [e.event_id for r in world.records.records() for e in r.outbox]
+
+
+async def test_the_relay_sends_each_owed_event_once_and_clears_the_outbox() -> None:
+    world = BookingWorld()
+    slot = world.slot(SOON)
+    first, second = world.person(), world.person()
+    kept = await world.service.book(request(first, slot))
+    cancelled = await world.service.book(request(second, slot))
+    await world.service.cancel(cancelled.reference, second, BOOKING_BORN)
+
+    assert await world.relay.relay() == 3
+    assert await world.relay.relay() == 0
+
+    assert sorted((e.reference, e.type) for e in world.publisher.events) == sorted([
+        (kept.reference, "BookingConfirmed"), (cancelled.reference, "BookingConfirmed"),
+        (cancelled.reference, "BookingCancelled")])
+    assert len({e.event_id for e in world.publisher.events}) == 3
+    assert owed(world) == []
+
+
+async def test_a_publish_failure_leaves_the_events_owed_for_the_next_run() -> None:
+    world = BookingWorld()
+    slot = world.slot(SOON)
+    number = world.person()
+    booking = await world.service.book(request(number, slot))
+    await world.service.cancel(booking.reference, number, BOOKING_BORN)
+    world.publisher.fail_when = lambda event: event.type == "BookingCancelled"
+
+    with pytest.raises(PublishFailedError):
+        await world.relay.relay()
+    assert len(owed(world)) == 2  # nothing marked sent: the confirmation went, the cancellation did not
+
+    world.publisher.fail_when = None
+    assert await world.relay.relay() == 2
+    # At least once: the confirmation went twice, under one event id for the handlers to dedupe on.
+    assert [e.type for e in world.publisher.events] == ["BookingConfirmed", "BookingConfirmed", "BookingCancelled"]
+    assert len({e.event_id for e in world.publisher.events}) == 2
+    assert owed(world) == []
+
+
+async def test_an_event_added_while_the_relay_sends_is_not_lost() -> None:
+    world = BookingWorld()
+    slot = world.slot(SOON)
+    number = world.person()
+    booking = await world.service.book(request(number, slot))
+
+    async def cancel_meanwhile(event: BookingEvent) -> None:
+        await world.service.cancel(booking.reference, number, BOOKING_BORN)  # commits while the relay sends
+
+    world.publisher.during_publish = cancel_meanwhile
+    assert await world.relay.relay() == 1
+    assert [e.split(".")[-1] for e in owed(world)] == ["confirmed", "cancelled"]  # the etag changed: kept
+
+    assert await world.relay.relay() == 2
+    assert owed(world) == []
+    assert {e.type for e in world.publisher.events} == {"BookingConfirmed", "BookingCancelled"}
+    assert [e.type for e in world.publisher.events].count("BookingCancelled") == 1
+
+
+async def test_a_reschedule_event_carries_the_new_and_the_old_appointments() -> None:
+    world = BookingWorld()
+    old, new = world.slot(SOON), world.slot(SOON + dt.timedelta(days=1))
+    number = world.person()
+    booking = await world.service.book(request(number, old))
+    await world.service.reschedule(booking.reference, number, BOOKING_BORN, [new])
+
+    await world.relay.relay()
+
+    moved = world.publisher.events[-1]
+    assert moved.type == "BookingRescheduled"
+    assert [a.slot_id for a in moved.appointments] == [new]
+    assert [a.slot_id for a in moved.previous_appointments] == [old]
+    assert moved.booked_at == world.publisher.events[0].booked_at  # when first confirmed, for the reminders
+
+
+async def test_the_event_carries_no_nhs_number_name_or_date_of_birth() -> None:
+    world = BookingWorld()
+    slot = world.slot(SOON)
+    number = world.person()
+    await world.service.book(request(number, slot))
+
+    await world.relay.relay()
+
+    [event] = world.publisher.events
+    text = event.model_dump_json()
+    person = world.patients.people[number].record
+    assert person is not None
+    for personal in (number, person.given_name, person.family_name, BOOKING_BORN.isoformat(),
+                     BOOKING_BORN.strftime("%d/%m/%Y"), BOOKING_BORN.strftime("%Y%m%d")):
+        assert personal not in text
+    assert event.contact.mobile == MOBILE  # what the handlers need to send it, and only that
+    assert event.appointments[0].site_name == "Test Centre"
+
+
+async def test_a_run_with_nothing_owed_costs_one_query() -> None:
+    world = BookingWorld()
+    world.reset_requests()
+
+    assert await world.relay.relay() == 0
+    assert world.records.requests.by_kind == {"with_unsent_events": 1}
