@@ -66,6 +66,9 @@ from shared.services.policy import PolicyService
 log = logging.getLogger(__name__)
 LONDON = ZoneInfo("Europe/London")
 IDEMPOTENCY_WINDOW = dt.timedelta(hours=24)
+# Rounds of read-and-write again when a booking changed under a cancel or a move (say the relay marked
+# an event sent) before telling the caller to try again.
+_CHANGE_ATTEMPTS = 3
 
 # A test seam: called with each step's name as it completes, so tests can stop the saga there (raise)
 # exactly as a process dying between two writes would, without sleeps.
@@ -205,6 +208,8 @@ class BookingService:
                 continue  # a reference clash with another booking: derive another
             if existing.record.status == BookingStatus.RELEASED:
                 continue  # that attempt failed and gave everything back: try afresh
+            if record.created_at - existing.record.created_at >= IDEMPOTENCY_WINDOW:
+                continue  # the key's window has passed: the same body now asks for a new booking
             return existing  # the same request, retried after a crash: resume it
         raise SagaInterruptedError("no free booking reference")
 
@@ -220,7 +225,11 @@ class BookingService:
             raise SagaInterruptedError("the booking took too long and was released")
         committed = await self._records.replace(stored, record)
         if committed is None:
-            # The repair timer released it first (the saga outlived its deadline): report failure.
+            # Either the same request sent twice at once (one key, a double click) committed it first,
+            # which is this request's answer too, or the repair timer released it: report failure.
+            fresh = await self._records.get(stored.record.reference, stored.record.home_site_id)
+            if fresh is not None and fresh.record.status == BookingStatus.CONFIRMED:
+                return fresh
             raise SagaInterruptedError("the booking was released before it could be confirmed")
         return committed
 
@@ -255,18 +264,25 @@ class BookingService:
 
     async def cancel(self, reference: str, nhs_number: str, date_of_birth: dt.date) -> BookingRecord:
         _, stored = await self._find(reference, nhs_number, date_of_birth)
-        step = transition_outcome(stored.record.status, BookingStatus.CANCELLED)
-        if step is TransitionOutcome.ALREADY_DONE:
-            return stored.record  # cancelling twice is harmless
-        if step is TransitionOutcome.REFUSED:
-            raise _no_booking()
-        committed = await self._cancel(stored)
-        if committed is None:
-            raise ChangedMeanwhile("The booking changed while cancelling; try again")
-        return committed.record
+        for _ in range(_CHANGE_ATTEMPTS):
+            step = transition_outcome(stored.record.status, BookingStatus.CANCELLED)
+            if step is TransitionOutcome.ALREADY_DONE:
+                return stored.record  # cancelling twice is harmless
+            if step is TransitionOutcome.REFUSED:
+                raise _no_booking()
+            committed = await self._cancel(stored)
+            if committed is not None:
+                return committed.record
+            # Changed meanwhile, most often by the relay marking an event sent: decide again on the fresh copy.
+            fresh = await self._records.get(stored.record.reference, stored.record.home_site_id)
+            if fresh is None:
+                break
+            stored = fresh
+        raise ChangedMeanwhile("The booking changed while cancelling; try again")
 
     async def _cancel(self, stored: StoredBooking) -> StoredBooking | None:
         """Commit the cancellation with its event and the places to give back, then give them back."""
+        stored = await self._settled(stored)
         record, now = stored.record, self._clock.now()
         cancelled = record.model_copy(update={
             "status": BookingStatus.CANCELLED, "version": record.version + 1,
@@ -302,6 +318,7 @@ class BookingService:
     async def reschedule(self, reference: str, nhs_number: str, date_of_birth: dt.date,
                          slot_ids: Sequence[str]) -> BookingRecord:
         view, stored = await self._find(reference, nhs_number, date_of_birth)
+        stored = await self._settled(stored)
         record = stored.record
         if record.status != BookingStatus.CONFIRMED:
             raise NotConfirmed
@@ -337,17 +354,27 @@ class BookingService:
         moved = moving.record.model_copy(update={"appointments": new})
         old_entries = {a.slot_id: a for a in record.separate_entries()}
         new_entries = {a.slot_id: a for a in moved.separate_entries()}
-        committed = await self._records.replace(moving, moved.model_copy(update={
-            "move": None, "version": moving.record.version + 1,
-            "outbox": [*record.outbox, OutboxEvent(
-                event_id=f"{record.reference}.{moving.record.version + 1}.rescheduled", type="BookingRescheduled",
-                occurred_at=now, previous_appointments=record.appointments)],
-            "cleanup": Cleanup(
-                release_slots=[a for a in record.appointments if a.slot_id not in new_slots],
-                put_entries=list(new_entries.values()),
-                retire_entries=[(a, "moved") for slot, a in old_entries.items() if slot not in new_entries],
-                since=now),
-        }))
+        cleanup = Cleanup(release_slots=[a for a in record.appointments if a.slot_id not in new_slots],
+                          put_entries=list(new_entries.values()),
+                          retire_entries=[(a, "moved") for slot, a in old_entries.items() if slot not in new_entries],
+                          since=now)
+        committed: StoredBooking | None = None
+        for _ in range(_CHANGE_ATTEMPTS):
+            current = moving.record
+            committed = await self._records.replace(moving, current.model_copy(update={
+                "appointments": new, "move": None, "version": current.version + 1, "cleanup": cleanup,
+                "outbox": [*current.outbox, OutboxEvent(
+                    event_id=f"{record.reference}.{current.version + 1}.rescheduled", type="BookingRescheduled",
+                    occurred_at=now, previous_appointments=record.appointments)],
+            }))
+            if committed is not None:
+                break
+            # Changed meanwhile. The relay marking an event sent leaves this move in place: commit on that
+            # copy. Anything else (the repair timer undid the move) means the move did not happen.
+            fresh = await self._records.get(record.reference, record.home_site_id)
+            if fresh is None or fresh.record.move != current.move:
+                break
+            moving = fresh
         if committed is None:
             raise SagaInterruptedError("the move was undone before it could commit")
         self.step_hook("move-committed")
@@ -355,6 +382,16 @@ class BookingService:
         return committed.record
 
     # ---- shared steps -------------------------------------------------------------------------
+
+    async def _settled(self, stored: StoredBooking) -> StoredBooking:
+        """The booking with the follow-up work an earlier change still owes done first.
+
+        A change records its own follow-up work in the same write; writing it over work still owed
+        (a crash came between an earlier commit and its cleanup) would lose that work for good.
+        """
+        if stored.record.cleanup is None:
+            return stored
+        return await self.finish_cleanup(stored)
 
     async def _verify_person(self, nhs_number: str, view: PatientBookingView, date_of_birth: dt.date,
                              now: dt.datetime, refusal: Callable[[], Refusal]) -> None:

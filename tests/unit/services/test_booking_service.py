@@ -228,11 +228,6 @@ async def test_an_idempotency_key_is_the_callers_own_another_person_using_it_boo
     world.check_invariants()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG shared/services/booking.py:208 _create resumes an existing booking of any status: past the 24 h "
-    "window the same key and body re-derive the first reference and get the old CANCELLED booking back "
-    "instead of a new one"
-))
 async def test_an_idempotency_key_older_than_its_window_books_afresh() -> None:
     world = BookingWorld()
     slot = world.slot(SOON)
@@ -682,14 +677,9 @@ async def test_raising_the_same_refusal_many_times_keeps_no_old_frames(reference
     assert world.patients.people[number].failures is None  # the right person and birth date: no lock-out
 
 
-# ---- found while writing these tests: reproductions of open bugs ---------------------------------------
+# ---- races and crashes found while writing these tests (each was a bug) -----------------------------------
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG shared/services/booking.py:275 and :345 (cancel, reschedule) write a new `cleanup` over one "
-    "still owed, so the places an interrupted move was to give back stay held forever: nothing finds them "
-    "again"
-))
 @pytest.mark.parametrize("then", ["cancel", "reschedule"])
 async def test_a_change_made_while_earlier_cleanup_is_owed_leaks_no_place(then: str) -> None:
     world = BookingWorld()
@@ -709,15 +699,10 @@ async def test_a_change_made_while_earlier_cleanup_is_owed_leaks_no_place(then: 
         await world.service.reschedule(booking.reference, number, BORN, [c])
     await settle(world)
 
-    assert world.holds.slot(a).booked == 0  # fails: a is still held by a booking that is no longer there
+    assert world.holds.slot(a).booked == 0  # a given back, not held by a booking that no longer has it
     world.check_invariants()
 
 
-@pytest.mark.xfail(strict=True, raises=SagaInterruptedError, reason=(
-    "BUG shared/services/booking.py:316-352: the relay clearing the outbox changes the etag the move "
-    "commits on, so a reschedule right after booking fails with SagaInterruptedError ('the move was "
-    "undone') though nothing undid it; the new place stays held until the repair timer undoes the move"
-))
 async def test_a_reschedule_is_not_failed_by_the_relay_marking_events_sent_meanwhile() -> None:
     world = BookingWorld()
     old, new = world.slot(SOON), world.slot(SOON + dt.timedelta(days=1))
@@ -734,11 +719,6 @@ async def test_a_reschedule_is_not_failed_by_the_relay_marking_events_sent_meanw
     assert [a.slot_id for a in moved.appointments] == [new]
 
 
-@pytest.mark.xfail(strict=True, raises=SagaInterruptedError, reason=(
-    "shared/services/booking.py:208/224: two concurrent requests with one Idempotency-Key both resume the "
-    "same pending booking; one commits, the other loses the etag race and raises SagaInterruptedError "
-    "instead of returning the first answer (no double booking)"
-))
 async def test_a_double_submitted_request_with_one_key_gets_the_same_booking_twice() -> None:
     world = BookingWorld()
     slot = world.slot(SOON)
