@@ -9,7 +9,7 @@ import platform
 import time
 from typing import Any
 
-from bench import booking, devhost_overhead, eligibility, journey, waiting_room
+from bench import booking, devhost_overhead, eligibility, gp_upload, journey, nims, waiting_room
 
 
 def main() -> None:
@@ -19,6 +19,8 @@ def main() -> None:
     books = booking.main([])
     room = waiting_room.main()
     load = journey.main()
+    gp = gp_upload.main([])
+    exchange = nims.main([])
     summary: dict[str, Any] = {
         "date": dt.date.today().isoformat(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
@@ -42,6 +44,16 @@ def main() -> None:
         "devhost_to_bare_http_ratio": overhead.get("ratio_devhost_async_to_bare"),
         "journey_peak_requests_per_s": load["peak_requests_per_s"],
         "journey_peak_users": load["peak_users"],
+        "gp_rows_per_s": gp["rows_per_s"],
+        "gp_cosmos_requests_per_row": gp["cosmos_requests_per_row"],
+        "gp_worker_rss_peak_mb": gp["worker_rss_peak_mb"],
+        "gp_invitations_sent_per_s": gp["invitations_sent_per_s"],
+        "nims_inbound_lines_per_s": exchange["inbound_lines_per_s"],
+        "nims_unchanged_lines_per_s": exchange["unchanged_lines_per_s"],
+        "nims_cosmos_requests_per_line": exchange["cosmos_requests_per_line"],
+        "nims_inbound_rss_growth_mb": exchange["rss_growth_mb_large_file"],
+        "nims_outbound_resources_per_s": exchange["outbound_resources_per_s"],
+        "nims_cosmos_requests_per_resource": exchange["cosmos_requests_per_resource"],
         "bench_seconds": round(time.monotonic() - started, 1),
     }
     print(json.dumps(summary))

@@ -126,6 +126,8 @@ async def serve(port: int, acs_stand_in: bool = False) -> None:
     print(f"devhost ready: http://127.0.0.1:{port}/api/health", flush=True)
     print(f"  OpenAPI:     http://127.0.0.1:{port}/api/openapi.json", flush=True)
     print(f"  staff login: http://127.0.0.1:{port}/dev/signin?roles=NationalAdmin", flush=True)
+    print(f"  site staff:  http://127.0.0.1:{port}/dev/signin?roles=SiteStaff&name=Site%20Staff "
+          "(today's day list at VC001)", flush=True)
     if acs_stand_in:
         print(f"  texts sent:  http://127.0.0.1:{port}/dev/sms (emails: /dev/email)", flush=True)
     try:

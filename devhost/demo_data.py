@@ -130,6 +130,12 @@ async def load_population(count: int, batch_size: int = 1000) -> int:
 async def load_demo_data() -> None:
     """Load each area's demo data; DEMO_PATIENTS sets the population size (default 100,000)."""
     count = int(os.environ.get("DEMO_PATIENTS", "100000"))
+    try:
+        from devhost.demo_gp import load_demo_gp
+
+        await load_demo_gp()  # a few seconds: a GP list's report and invitations before the population loads
+    except Exception as error:
+        log.error("demo GP practices failed to load:\n%s", redacted_traceback(error))
     started = dt.datetime.now(dt.UTC)
     try:
         imported = await load_population(count)
@@ -144,6 +150,12 @@ async def load_demo_data() -> None:
         await load_demo_sites()  # logs its own figures
     except Exception as error:
         log.error("demo sites failed to load:\n%s", redacted_traceback(error))
+    try:
+        from devhost.demo_appointments import load_demo_appointments
+
+        await load_demo_appointments()  # a day list to check people in from (docs/site-operations.md)
+    except Exception as error:
+        log.error("demo appointments failed to load:\n%s", redacted_traceback(error))
 
 
 if __name__ == "__main__":

@@ -40,6 +40,8 @@ class HttpSettings:
     route_prefix: str = "api"
     max_concurrent_requests: int = -1  # -1: unbounded, as the host's default
     max_outstanding_requests: int = -1
+    # The largest request body the host reads (the app setting FUNCTIONS_REQUEST_BODY_SIZE_LIMIT; 100 MB).
+    max_request_body_bytes: int = 100 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ class HostConfig:
             route_prefix=str(prefix if prefix is not None else "api").strip("/"),
             max_concurrent_requests=int(http.get("maxConcurrentRequests", -1)),
             max_outstanding_requests=int(http.get("maxOutstandingRequests", -1)),
+            max_request_body_bytes=int(os.environ.get("FUNCTIONS_REQUEST_BODY_SIZE_LIMIT") or 100 * 1024 * 1024),
         )
 
         # The host caps batchSize at 32, the most one Get Messages call returns.

@@ -26,8 +26,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 PRINCIPAL_HEADER = "x-ms-client-principal"
 SIGNIN_COOKIE = "devhost_principal"
-# The largest request body the Functions host accepts.
-MAX_BODY_BYTES = 100 * 1024 * 1024
 # Headers the server computes itself; a function's own value would contradict the real body.
 _HOP_HEADERS = frozenset({"content-length", "transfer-encoding", "connection"})
 
@@ -143,7 +141,8 @@ class HttpFrontend:
 
     async def start(self, host: str, port: int, shutdown_timeout: float) -> int:
         """Serve on host:port (0 picks a free port); returns the port."""
-        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        # As the Functions host: a body above FUNCTIONS_REQUEST_BODY_SIZE_LIMIT is refused, never read whole.
+        app = web.Application(client_max_size=self.settings.max_request_body_bytes)
         for method, path, handler in self._extra_routes:
             app.router.add_route(method, path, handler)
         app.router.add_get("/dev/signin", self._signin)
@@ -151,7 +150,8 @@ class HttpFrontend:
         app.router.add_get("/dev/me", self._me)
         app.router.add_get("/dev/", self._index)
         # Everything else goes through the Functions route table, which knows 404 from 405.
-        app.router.add_route("*", "/{path:.*}", self._dispatch)
+        # [\s\S], not ".": a path segment may hold an encoded newline, and it is the table's to refuse.
+        app.router.add_route("*", "/{path:[\\s\\S]*}", self._dispatch)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
@@ -197,13 +197,20 @@ class HttpFrontend:
                 headers["x-ms-client-principal-idp"] = "aad"
         query = request.query
         params = {key: ",".join(query.getall(key)) for key in query}
+        limit = self.settings.max_request_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            return web.Response(status=413)  # refused from the header, before a byte of the body is read
+        try:
+            body = await request.read()  # stops reading past client_max_size (a chunked body has no length)
+        except web.HTTPRequestEntityTooLarge:
+            return web.Response(status=413)
         http_request = func.HttpRequest(
             method=request.method,
             url=str(request.url),
             headers=headers,
             params=params,
             route_params=found.values,
-            body=await request.read(),
+            body=body,
         )
         try:
             result = await found.target.invoke(http_request)

@@ -17,6 +17,8 @@ from azure.storage.queue.aio import QueueClient, QueueServiceClient
 from devhost.hostconfig import Invoke, QueueSettings
 
 logger = logging.getLogger("devhost")
+# The Functions host writes poison messages with the Storage default lifetime, 7 days; so does devhost.
+POISON_MESSAGE_TTL_SECONDS = 7 * 24 * 3600
 
 # The host's first poll interval after an empty queue, doubled up to maxPollingInterval.
 MIN_POLLING_INTERVAL = 0.1
@@ -190,6 +192,7 @@ class QueueListener:
             self.function_name, message.id, self.settings.max_dequeue_count, dequeue_count,
             self.poison_queue_name,
         )
-        # The stored text is copied as it is, so the poison queue keeps the original encoding.
-        await self._poison.send_message(message.content)
+        # The stored text is copied as it is, so the poison queue keeps the original encoding; it lives
+        # as long as the Functions host's poison messages do in Azure (the Storage default, 7 days).
+        await self._poison.send_message(message.content, time_to_live=POISON_MESSAGE_TTL_SECONDS)
         await self._queue.delete_message(message.id, message.pop_receipt)

@@ -13,7 +13,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +22,17 @@ import azure.functions as func
 from azure.storage.blob.aio import BlobServiceClient
 from azure.storage.queue.aio import QueueServiceClient
 
-from devhost.blob_triggers import HOSTS_CONTAINER, POISON_QUEUE, BlobListener, BlobPath
+from devhost.admin_api import AdminApi, AdminFunction, bindings_of, queue_input, timer_input
+from devhost.blob_triggers import (
+    HOSTS_CONTAINER,
+    POISON_QUEUE,
+    WEBHOOK_PATH,
+    BlobEventSource,
+    BlobFunction,
+    BlobPath,
+    BlobWebhook,
+    run_blob_function,
+)
 from devhost.hostconfig import HostConfig, Invoke, resolve_connection
 from devhost.http_triggers import Handler, HttpFrontend, HttpFunction
 from devhost.ncrontab import CronSchedule, IntervalSchedule, parse_schedule, shortest_interval
@@ -120,6 +130,7 @@ class FunctionInfo:
     trigger: str
     trigger_binding: dict[str, Any]
     handler: Callable[..., Any]
+    bindings: list[dict[str, Any]]
 
     @property
     def parameter(self) -> str:
@@ -157,7 +168,8 @@ def discover(app: func.FunctionApp, host_json: Mapping[str, Any]) -> list[Functi
         ]
         if extra:
             logger.warning("%s: devhost runs triggers only; bindings %s get no value", name, extra)
-        found.append(FunctionInfo(name, str(binding["type"]), binding, function.get_user_function()))
+        found.append(FunctionInfo(name, str(binding["type"]), binding, function.get_user_function(),
+                                  bindings_of(function)))
     unknown = set(allowed or ()) - {f.get_function_name() for f in functions}
     if unknown:
         logger.warning("host.json \"functions\" names functions the app does not have: %s",
@@ -194,7 +206,13 @@ class FunctionHost:
         self._queue_services: dict[str, QueueServiceClient] = {}
         self._blob_services: dict[str, BlobServiceClient] = {}
         self._queues: list[QueueListener] = []
-        self._blobs: list[BlobListener] = []
+        self._blob_sources: dict[str, BlobEventSource] = {}
+        self._webhook = BlobWebhook(asyncio.Semaphore(self.config.blob_parallelism))
+        self._blob_functions: dict[str, BlobFunction] = {}
+        self._admin = AdminApi()
+        self._http.add_route("POST", WEBHOOK_PATH, self._webhook.handle)
+        for method, path, handler in self._admin.routes():
+            self._http.add_route(method, path, handler)
         self._timers: dict[str, TimerListener] = {}
         self._descriptions: list[tuple[str, str]] = []
         self._started = False
@@ -211,6 +229,7 @@ class FunctionHost:
                 self._http.add_function(http_function)
                 verbs = ",".join(http_function.methods) if http_function.methods else "all methods"
                 self._descriptions.append((info.name, f"[{verbs}] {self._http.url_of(http_function)}"))
+            self._admin.add(AdminFunction(info.name, info.trigger, info.bindings, self._admin_runner(info)))
 
     @property
     def url(self) -> str:
@@ -228,6 +247,28 @@ class FunctionHost:
     def timer(self, function_name: str) -> TimerListener:
         """The running timer of a function, to inspect its schedule or drive it in tests."""
         return self._timers[function_name]
+
+    def _admin_runner(self, info: FunctionInfo) -> Callable[[str], Awaitable[object]] | None:
+        """How `POST /admin/functions/{name}` runs the function with its input (None: an HTTP function)."""
+        invoke = self._invoker(info, "This function was programmatically called via the host APIs.")
+        if info.trigger == "httpTrigger":
+            return None
+        if info.trigger == "timerTrigger":
+            async def run_timer(_: str) -> object:
+                listener = self._timers.get(info.name)
+                return await (listener.run_now() if listener is not None else invoke(timer_input("")))
+            return run_timer
+        if info.trigger == "queueTrigger":
+            return lambda text: invoke(queue_input(text))
+        if info.trigger == "blobTrigger":
+            async def run_blob(path: str) -> object:
+                function = self._blob_functions.get(info.name)
+                container, _, name = path.strip("/").partition("/")
+                if function is None or container != function.path.container or not name:
+                    raise ValueError(f"{info.name}: the input names no blob in its container")
+                return await run_blob_function(function, name)
+            return run_blob
+        return invoke
 
     def _invoker(self, info: FunctionInfo, reason: str) -> Invoke:
         handler = info.handler
@@ -298,6 +339,10 @@ class FunctionHost:
         try:
             await self._start_listeners()
             self.port = await self._http.start(self.host, self.port, self.shutdown_timeout)
+            # Event Grid delivers to the webhook, so the blob events start once it answers.
+            for source in self._blob_sources.values():
+                source.deliver_to = self.url
+                await source.start()
         except BaseException:
             await self.stop()
             raise
@@ -306,7 +351,6 @@ class FunctionHost:
 
     async def _start_listeners(self) -> None:
         queues = self.config.queues
-        blob_slots = asyncio.Semaphore(self.config.blob_parallelism)
         running_visibility = round(self.config.function_timeout + 60) if self.config.function_timeout else 600
         for info in self.functions:
             binding = info.trigger_binding
@@ -324,25 +368,39 @@ class FunctionHost:
                 self._queues.append(listener)
                 self._descriptions.append((info.name, f"queueTrigger on {queue_name!r}"))
             elif info.trigger == "blobTrigger":
-                path = BlobPath.parse(resolve_settings(str(binding["path"])))
-                host_storage = self._connection({})
-                listener_b = BlobListener(
-                    function_name=info.name,
-                    path=path,
-                    service=self._blob_service(self._connection(binding)),
-                    hosts=self._blob_service(host_storage).get_container_client(HOSTS_CONTAINER),
-                    poison=self._queue_service(host_storage).get_queue_client(POISON_QUEUE),
-                    settings=queues,
-                    parallelism=blob_slots,
-                    invoke=self._invoker(info, f"New blob detected in '{path.container}'."),
-                )
-                await listener_b.start()
-                self._blobs.append(listener_b)
-                self._descriptions.append((info.name, f"blobTrigger on {binding['path']!r}"))
+                self._add_blob_function(info)
             elif info.trigger == "timerTrigger":
                 await self._start_timer(info)
             elif info.trigger != "httpTrigger":
                 logger.warning("%s: devhost does not run %s triggers; skipping it", info.name, info.trigger)
+
+    def _add_blob_function(self, info: FunctionInfo) -> None:
+        """Subscribe the function to its storage account's blob events (started once HTTP is up)."""
+        binding = info.trigger_binding
+        path = BlobPath.parse(resolve_settings(str(binding["path"])))
+        connection = self._connection(binding)
+        function = BlobFunction(info.name, path, self._blob_service(connection),
+                                self._invoker(info, f"New blob detected in '{path.container}' (Event Grid)."))
+        self._blob_functions[info.name] = function
+        self._webhook.add(function)
+        source = self._blob_sources.get(connection)
+        if source is None:
+            host_storage = self._connection({})
+            service = self._blob_service(connection)
+            source = BlobEventSource(
+                account=service.account_name or "devstoreaccount1",
+                service=service,
+                hosts=self._blob_service(host_storage).get_container_client(HOSTS_CONTAINER),
+                poison=self._queue_service(host_storage).get_queue_client(POISON_QUEUE),
+                settings=self.config.queues,
+                deliver_to="",
+            )
+            self._blob_sources[connection] = source
+        source.subscribe(function)
+        if str(binding.get("source") or "") != "EventGrid":
+            logger.info("%s: a polling blob trigger; devhost serves it from Event Grid events like the rest",
+                        info.name)
+        self._descriptions.append((info.name, f"blobTrigger on {binding['path']!r} (Event Grid)"))
 
     async def _start_timer(self, info: FunctionInfo) -> None:
         binding = info.trigger_binding
@@ -377,13 +435,14 @@ class FunctionHost:
         grace = self.shutdown_timeout
         await asyncio.gather(
             *(listener.stop(grace) for listener in self._queues),
-            *(listener.stop(grace) for listener in self._blobs),
+            *(source.stop(grace) for source in self._blob_sources.values()),
+            self._admin.stop(grace),
             *(listener.stop(grace) for listener in self._timers.values()),
             self._http.stop(),
             return_exceptions=True,
         )
         self._queues.clear()
-        self._blobs.clear()
+        self._blob_sources.clear()
         self._timers.clear()
         # Sync handlers still running past the timeout cannot be interrupted; they are left to finish.
         self._executor.shutdown(wait=False, cancel_futures=True)

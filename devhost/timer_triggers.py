@@ -127,6 +127,19 @@ class TimerListener:
             await self._fire(scheduled, now, past_due=now - scheduled > PAST_DUE_TOLERANCE)
             return True
 
+    async def run_now(self) -> None:
+        """Run the function once, now, as the admin API does: not past due, and the schedule unchanged.
+
+        Runs are serialised with the scheduled ones, so an admin run never overlaps a scheduled run.
+        """
+        async with self._lock:
+            now = self.clock()
+            request = TimerRequest(past_due=False,
+                                   schedule_status={"Last": _iso(self.last), "Next": _iso(self.next_due),
+                                                    "LastUpdated": _iso(now)},
+                                   schedule={"AdjustForDST": True})
+            await self.invoke(request)
+
     async def _fire(self, scheduled: dt.datetime | None, now: dt.datetime, past_due: bool) -> None:
         if past_due:
             late = (now - scheduled).total_seconds() if scheduled else 0.0

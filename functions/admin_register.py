@@ -8,7 +8,15 @@ from typing import Any
 import azure.functions as func
 from pydantic import ValidationError
 
-from functions.http import endpoint, field_issues, json_response, parse_body, require_staff
+from functions.http import (
+    IMPORT_BODY_BYTES,
+    STAFF_BODY_BYTES,
+    endpoint,
+    field_issues,
+    json_response,
+    parse_body,
+    require_staff,
+)
 from shared.api.models import NimsImportAnswer, NimsImportRequest, NimsPatient, PolicyDocument, RecordRejection
 from shared.api.problems import FieldError
 from shared.composition import services
@@ -23,9 +31,9 @@ bp = func.Blueprint()
 @bp.route(route="admin/nims/patients", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @endpoint
 async def import_nims_patients(req: func.HttpRequest) -> func.HttpResponse:
-    require_staff(req, NATIONAL_ADMIN)
-    body = parse_body(req, NimsImportRequest)
-    outcome = await services().register_import.import_records(decode_records(body.patients))
+    principal = require_staff(req, NATIONAL_ADMIN)
+    body = parse_body(req, NimsImportRequest, limit=IMPORT_BODY_BYTES)
+    outcome = await services().register_import.import_records(decode_records(body.patients), principal.user_id)
     return json_response(import_answer(outcome))
 
 
@@ -58,7 +66,7 @@ async def get_policy(req: func.HttpRequest) -> func.HttpResponse:
 @endpoint
 async def put_policy(req: func.HttpRequest) -> func.HttpResponse:
     principal = require_staff(req, NATIONAL_ADMIN)
-    body = parse_body(req, PolicyDocument)
+    body = parse_body(req, PolicyDocument, limit=STAFF_BODY_BYTES)
     stored = await services().policy.replace(body.policy(), principal.user_id, expected_version=body.version)
     return json_response(policy_document(stored))
 

@@ -6,7 +6,15 @@ import re
 
 import azure.functions as func
 
-from functions.http import endpoint, idempotency_key, json_response, parse_body, parse_query, require_staff
+from functions.http import (
+    STAFF_BODY_BYTES,
+    endpoint,
+    idempotency_key,
+    json_response,
+    parse_body,
+    parse_query,
+    require_staff,
+)
 from functions.sites import site_id_of
 from shared.api.problems import not_found
 from shared.api.site_models import (
@@ -95,7 +103,7 @@ async def day_list(req: func.HttpRequest) -> func.HttpResponse:
 @endpoint
 async def assign_staff(req: func.HttpRequest) -> func.HttpResponse:
     principal = require_staff(req, NATIONAL_ADMIN)
-    body = parse_body(req, StaffAssignmentRequest)
+    body = parse_body(req, StaffAssignmentRequest, limit=STAFF_BODY_BYTES)
     assigned = await services().staff_access.assign(req.route_params.get("userId", ""), tuple(body.sites), principal)
     return json_response(_assignment(assigned))
 

@@ -9,22 +9,35 @@ from shared.api.booking_models import (
     AppointmentAnswer,
     BookingAnswer,
     BookingRequest,
+    BookingState,
     LookupRequest,
     PersonProof,
     RescheduleRequest,
 )
 from shared.composition import services
-from shared.domain.booking_record import BookingRecord
+from shared.domain.booking_record import Appointment, BookingRecord
 from shared.services.booking import BookAppointments
 
 bp = func.Blueprint()
 
 
-def _answer(record: BookingRecord) -> BookingAnswer:
-    status = "cancelled" if record.status == "cancelled" else "confirmed"
-    return BookingAnswer(reference=record.reference, status=status, appointments=[
-        AppointmentAnswer(dose=a.dose, slot_id=a.slot_id, site_id=a.site_id, start=a.start, product=a.product,
-                          site_name=a.site_name) for a in record.appointments])
+# What a citizen (or staff) is told of each status: pending and released bookings are never shown.
+_STATES: dict[str, BookingState] = {"confirmed": "confirmed", "cancelled": "cancelled", "checkedIn": "checkedIn",
+                                    "vaccinated": "vaccinated", "didNotAttend": "didNotAttend"}
+
+
+def appointment_answer(appointment: Appointment) -> AppointmentAnswer:
+    return AppointmentAnswer(dose=appointment.dose, slot_id=appointment.slot_id, site_id=appointment.site_id,
+                             start=appointment.start, product=appointment.product, site_name=appointment.site_name,
+                             status=_STATES.get(str(appointment.status)) if appointment.status else None)
+
+
+def booking_answer(record: BookingRecord) -> BookingAnswer:
+    return BookingAnswer(reference=record.reference, status=_STATES.get(str(record.status), "confirmed"),
+                         appointments=[appointment_answer(a) for a in record.appointments])
+
+
+_answer = booking_answer  # the name other blueprints import
 
 
 @bp.route(route="bookings", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -35,7 +48,7 @@ async def create_booking(req: func.HttpRequest) -> func.HttpResponse:
                                slot_ids=tuple(a.slot_id for a in body.appointments),
                                mobile=body.contact.mobile, email=body.contact.email)
     record = await services().bookings.book(command, idempotency_key(req), bearer_token(req))
-    return json_response(_answer(record), status=201)
+    return json_response(booking_answer(record), status=201)
 
 
 @bp.route(route="bookings/lookup", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -43,7 +56,7 @@ async def create_booking(req: func.HttpRequest) -> func.HttpResponse:
 async def lookup_booking(req: func.HttpRequest) -> func.HttpResponse:
     body = parse_body(req, LookupRequest)
     record = await services().bookings.lookup(body.reference, body.nhs_number, body.date_of_birth)
-    return json_response(_answer(record))
+    return json_response(booking_answer(record))
 
 
 @bp.route(route="bookings/{reference}/cancel", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -51,7 +64,7 @@ async def lookup_booking(req: func.HttpRequest) -> func.HttpResponse:
 async def cancel_booking(req: func.HttpRequest) -> func.HttpResponse:
     body = parse_body(req, PersonProof)
     record = await services().bookings.cancel(req.route_params["reference"], body.nhs_number, body.date_of_birth)
-    return json_response(_answer(record))
+    return json_response(booking_answer(record))
 
 
 @bp.route(route="bookings/{reference}/reschedule", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -60,7 +73,7 @@ async def reschedule_booking(req: func.HttpRequest) -> func.HttpResponse:
     body = parse_body(req, RescheduleRequest)
     record = await services().bookings.reschedule(req.route_params["reference"], body.nhs_number,
                                                   body.date_of_birth, [a.slot_id for a in body.appointments])
-    return json_response(_answer(record))
+    return json_response(booking_answer(record))
 
 
 @bp.timer_trigger(schedule="%BOOKING_REPAIR_SCHEDULE%", arg_name="timer", run_on_startup=False)

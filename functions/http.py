@@ -7,8 +7,10 @@ so does the one table that turns each use case's refusal into its problem answer
 from __future__ import annotations
 
 import functools
+import hmac
 import json
 import logging
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
@@ -20,21 +22,26 @@ from shared.api.principal import HEADER, principal_from_header
 from shared.api.problems import FieldError, ProblemError, validation_problem
 from shared.domain.booking import RejectionCode
 from shared.domain.staff import Principal
+from shared.domain.throttling import client_key
 from shared.domain.waiting_room import ClaimRefusedError
 from shared.domain.waiting_room import Refusal as TicketRefusal
 from shared.observability import redacted_traceback
-from shared.ports.common import VersionConflictError
+from shared.ports.common import StoreUnavailableError, VersionConflictError
 from shared.services.errors import (
     AdmissionRequiredError,
     AlreadyBooked,
     AlreadyMoving,
+    AlreadyVaccinated,
     BookingRuleBroken,
     ChangedMeanwhile,
+    DoseRuleBroken,
     DosesDiffer,
     FieldIssue,
     Forbidden,
     IdempotencyKeyReused,
     InvalidRequest,
+    InvitationExpired,
+    NotActive,
     NotConfirmed,
     NotEligible,
     NotFound,
@@ -43,11 +50,14 @@ from shared.services.errors import (
     Refusal,
     SagaInterruptedError,
     SessionHasBookings,
+    SessionMoveRefused,
     SessionOverlaps,
     SiteExists,
     SlotFull,
     TicketLapsedError,
+    WrongDay,
 )
+from shared.settings import get_settings
 
 log = logging.getLogger("functions.http")
 
@@ -79,14 +89,71 @@ def problem_response(error: ProblemError) -> func.HttpResponse:
 # ---- requests ---------------------------------------------------------------------------------------
 
 
-def parse_body(req: func.HttpRequest, model: type[ModelT]) -> ModelT:
-    """The JSON body validated into the model; any problem becomes a 422 naming the field."""
-    raw = req.get_body()
+# Request bodies (docs/security.md, findings 2 and 7). A citizen's body is a few hundred bytes; a staff
+# member's a few kilobytes; a NIMS import up to 5,000 records. The Functions host buffers a body before the
+# worker sees it, up to FUNCTIONS_REQUEST_BODY_SIZE_LIMIT (set to IMPORT_BODY_BYTES in infra/, and honoured
+# by devhost), so the largest limit is the platform's and each route's own is checked here, from
+# Content-Length before the body is touched.
+BODY_BYTES = 16 * 1024
+STAFF_BODY_BYTES = 128 * 1024
+IMPORT_BODY_BYTES = 8 * 1024 * 1024
+MAX_JSON_DEPTH = 32
+_JSON_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_JSON_NESTING = re.compile(rb"[\[\]{}]")
+
+
+def _invalid_body(message: str) -> ProblemError:
+    return ProblemError(422, "VALIDATION_FAILED", "The request is not valid", "The body is not usable JSON",
+                        [FieldError(field="body", message=message)])
+
+
+def _too_deep(raw: bytes, limit: int) -> bool:
+    """Whether arrays and objects nest deeper than `limit`, counted without parsing (strings set aside)."""
+    depth = 0
+    for bracket in _JSON_NESTING.finditer(_JSON_STRINGS.sub(b'""', raw)):
+        if bracket.group() in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+def _body(req: func.HttpRequest, limit: int) -> bytes:
+    """The raw body: 413 above the route's limit, 415 unless it is declared application/json."""
+    declared = str(req.headers.get("content-length") or "").strip()
+    too_large = ProblemError(413, "PAYLOAD_TOO_LARGE", "The request is too large",
+                             f"This route takes a body of at most {limit} bytes")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large  # refused before the body is read
+    raw = req.get_body() or b""
+    if len(raw) > limit:
+        raise too_large
+    media_type = str(req.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+    if raw and media_type != "application/json":
+        # Also what stops a cross-site form post (text/plain, form-encoded) from riding a staff cookie: a
+        # browser sends application/json to another site only after a CORS preflight this app never grants.
+        raise ProblemError(415, "UNSUPPORTED_MEDIA_TYPE", "Unsupported media type",
+                           "Send the body as Content-Type: application/json")
+    return raw
+
+
+def parse_body(req: func.HttpRequest, model: type[ModelT], limit: int = BODY_BYTES) -> ModelT:
+    """The JSON body validated into the model; any problem becomes a 422 naming the field.
+
+    413 above `limit` bytes, 415 for a body that is not declared application/json, 422 for JSON nested
+    deeper than MAX_JSON_DEPTH (never a RecursionError and its 500).
+    """
+    raw = _body(req, limit)
+    if _too_deep(raw, MAX_JSON_DEPTH):
+        raise _invalid_body(f"Nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         data = json.loads(raw) if raw else {}
     except (ValueError, UnicodeDecodeError):
-        raise ProblemError(422, "VALIDATION_FAILED", "The request is not valid", "The body is not JSON",
-                           [FieldError(field="body", message="Not valid JSON")]) from None
+        raise _invalid_body("Not valid JSON") from None
+    except RecursionError:
+        raise _invalid_body(f"Nested deeper than {MAX_JSON_DEPTH} levels") from None
     try:
         return model.model_validate(data)
     except ValidationError as error:
@@ -125,23 +192,43 @@ def bearer_token(req: func.HttpRequest) -> str | None:
 
 
 def client_address(req: func.HttpRequest) -> str:
-    """The caller's address as the platform's front end saw it (the last X-Forwarded-For hop).
+    """The key the caller is throttled by (docs/security.md, finding 8).
 
-    Earlier hops are whatever the client chose to send, so they are never trusted.
+    Behind our own Front Door (X-Azure-FDID equal to FRONT_DOOR_ID): the address Front Door took the
+    connection from, X-Azure-SocketIP (X-Azure-ClientIP only if that is missing: Front Door fills
+    ClientIP from a client's own X-Forwarded-For, so a client can choose it). Otherwise the last
+    X-Forwarded-For hop, the one the platform's front end adds; earlier hops are whatever the client sent.
+    Without the check, behind Front Door that hop is Front Door's own address and a whole region would
+    share one bucket. IPv6 callers are keyed by their /64 (shared/domain/throttling.py: client_key).
     """
-    forwarded = req.headers.get("x-forwarded-for", "")
-    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
-    if not hops:
-        return "direct"
-    last = hops[-1]
-    # "203.0.113.7:51234" -> the address; IPv6 "[2001:db8::1]:443" -> the bracketed part.
-    if last.startswith("["):
-        return str(last[1:].split("]", 1)[0])
-    return str(last.rsplit(":", 1)[0]) if last.count(":") == 1 else str(last)
+    front_door = get_settings().front_door_id
+    sent = str(req.headers.get("x-azure-fdid") or "").strip()
+    address = ""
+    if front_door and sent and hmac.compare_digest(sent.lower(), front_door.strip().lower()):
+        address = str(req.headers.get("x-azure-socketip") or req.headers.get("x-azure-clientip") or "")
+    if not address.strip():
+        forwarded = str(req.headers.get("x-forwarded-for") or "")
+        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+        address = hops[-1] if hops else ""
+    return client_key(address) if address.strip() else "direct"
+
+
+def _platform_authenticates() -> bool:
+    """Whether x-ms-client-principal can be believed: locally devhost writes it; in Azure only App Service
+    Authentication does (it strips the header from requests), so there it must be on (WEBSITE_AUTH_ENABLED)."""
+    settings = get_settings()
+    return not settings.in_azure or settings.website_auth_enabled
 
 
 def require_staff(req: func.HttpRequest, *roles: str) -> Principal:
-    """The signed-in member of staff if they hold one of the roles: 401 without a principal, 403 without the role."""
+    """The signed-in member of staff if they hold one of the roles: 401 without a principal, 403 without the role.
+
+    401 for every staff route while App Service Authentication is off in Azure: without it anyone can send
+    the header (docs/security.md, finding 9).
+    """
+    if not _platform_authenticates():
+        log.error("staff route refused: App Service Authentication is not enabled (WEBSITE_AUTH_ENABLED)")
+        raise ProblemError(401, "UNAUTHENTICATED", "Sign-in required", "Staff sign-in is not available")
     principal = principal_from_header(req.headers.get(HEADER))
     if principal is None:
         raise ProblemError(401, "UNAUTHENTICATED", "Sign-in required", "This route is for signed-in staff")
@@ -169,6 +256,11 @@ _REFUSALS: dict[type[Refusal], tuple[int, str, str]] = {
     ProductNotOffered: (422, "PRODUCT_NOT_OFFERED", "Product not offered"),
     SessionOverlaps: (409, "SESSION_OVERLAPS", "Session overlaps"),
     SessionHasBookings: (409, "SESSION_HAS_BOOKINGS", "Session has bookings"),
+    NotActive: (409, "NOT_ACTIVE", "Not active"),
+    WrongDay: (409, "WRONG_DAY", "Not today"),
+    AlreadyVaccinated: (409, "ALREADY_VACCINATED", "Already vaccinated"),
+    SessionMoveRefused: (409, "SESSION_MOVE_REFUSED", "Cannot move this session"),
+    InvitationExpired: (410, "INVITATION_EXPIRED", "Invitation expired"),
 }
 # Booking rules broken by the request's own shape are 422; the rest are about the appointments chosen.
 _MALFORMED_BOOKING = frozenset({RejectionCode.WRONG_APPOINTMENT_COUNT, RejectionCode.DUPLICATE_SLOT})
@@ -181,8 +273,8 @@ def _fields(issues: Iterable[FieldIssue]) -> list[FieldError]:
 def _refusal_problem(error: Refusal) -> ProblemError:
     if isinstance(error, BookingRuleBroken):
         status = 422 if error.code in _MALFORMED_BOOKING else 409
-        return ProblemError(status, str(error.code), "Cannot book this appointment", error.detail,
-                            _fields(error.fields))
+        title = "Cannot record this dose" if isinstance(error, DoseRuleBroken) else "Cannot book this appointment"
+        return ProblemError(status, str(error.code), title, error.detail, _fields(error.fields))
     # A refusal class missing from the table is a programming error; tests keep the table complete.
     status, code, title = next((_REFUSALS[kind] for kind in type(error).__mro__ if kind in _REFUSALS),
                                (409, "REFUSED", "Refused"))
@@ -217,6 +309,12 @@ def _saga_interrupted(error: SagaInterruptedError) -> ProblemError:
                         "The booking could not be completed; nothing was booked", headers={"Retry-After": "2"})
 
 
+def _store_unavailable(error: StoreUnavailableError) -> ProblemError:
+    return ProblemError(503, "TRY_AGAIN", "Please try again",
+                        f"The service is busy; try again in {error.retry_after} seconds",
+                        headers={"Retry-After": str(error.retry_after)})
+
+
 def _version_conflict(error: VersionConflictError) -> ProblemError:
     return ProblemError(409, "CONFLICT", "Changed by someone else",
                         "The resource changed while this request ran; try again")
@@ -230,6 +328,7 @@ _OUTCOMES: dict[type[Exception], Callable[[Any], ProblemError]] = {
     TicketLapsedError: _ticket_lapsed,
     SagaInterruptedError: _saga_interrupted,
     VersionConflictError: _version_conflict,
+    StoreUnavailableError: _store_unavailable,
 }
 
 

@@ -9,7 +9,7 @@ import azure.functions as func
 from pydantic import ValidationError
 
 from functions.http import endpoint, json_response, parse_body, require_staff
-from shared.api.models import OptOutRequest
+from shared.api.models import OptOutAnswer, OptOutRequest
 from shared.composition import services
 from shared.domain.messages import ReminderJob
 from shared.domain.staff import NATIONAL_ADMIN
@@ -87,4 +87,4 @@ async def add_sms_opt_out(req: func.HttpRequest) -> func.HttpResponse:
     principal = require_staff(req, NATIONAL_ADMIN)
     body = parse_body(req, OptOutRequest)
     added = await services().notifications.opt_out(body.mobile, source=f"admin:{principal.user_id}")
-    return json_response({"optedOut": True}, status=201 if added else 200)
+    return json_response(OptOutAnswer(opted_out=True), status=201 if added else 200)

@@ -9,12 +9,16 @@ targetScope = 'subscription'
 param environmentName string
 
 @minLength(1)
-@description('Region for everything regional. It must offer Flex Consumption.')
+@description('Region for everything regional. It must offer Flex Consumption. UK only: personal data stays in the UK (modules/residency.bicep).')
 @metadata({
   azd: {
     type: 'location'
   }
 })
+@allowed([
+  'uksouth'
+  'ukwest'
+])
 param location string
 
 @description('The person or pipeline running azd (azd fills it in); may be empty.')
@@ -83,6 +87,9 @@ param serviceBusCapacity int = 1
 @description('Irreversible once on. Turn on for any environment holding real personal data.')
 param keyVaultPurgeProtection bool = false
 
+@description('Where alerts (5xx rate, poison queues, failing texts) are emailed; empty: portal only.')
+param alertEmail string = ''
+
 @secure()
 @minLength(15)
 @description('HMAC key for patient ids and log hashes. azd reads it back from Key Vault on every provision (main.parameters.json).')
@@ -92,6 +99,17 @@ param piiHashKey string
 @minLength(15)
 @description('Signs waiting-room tickets and admission tokens.')
 param waitingRoomSigningKey string
+
+@secure()
+@minLength(15)
+@description('Signs GP practice invitation codes (docs/gp-practices.md).')
+param gpInviteSigningKey string
+
+@description('Send gp-uploads blob events to the function. Off for the first provision: Event Grid validates the endpoint when the subscription is made, so the app must be deployed first (docs/deploy.md).')
+param gpUploadEvents bool = false
+
+@description('The version of the PII-HASH-KEY secret the app is pinned to. Empty only on the first provision, which writes the secret; azd keeps the version from then on (output PII_HASH_KEY_VERSION), and no later provision writes the key again (docs/security.md, finding 3).')
+param piiHashKeyVersion string = ''
 
 var tags = {
   'azd-env-name': environmentName
@@ -112,21 +130,22 @@ var cosmosContainers = [
     name: 'patients'
     partitionKey: '/nhsNumber'
     ttl: true
-    throughputShare: 15
+    throughputShare: 35
     indexedPaths: []
   }
   {
     name: 'sites'
     partitionKey: '/siteId'
     ttl: false
-    throughputShare: 35
+    throughputShare: 28
     indexedPaths: []
   }
   {
     name: 'bookings'
     partitionKey: '/siteId'
-    ttl: false
-    throughputShare: 32
+    // Booking documents expire once their use is over (shared/domain/retention.py, docs/security.md).
+    ttl: true
+    throughputShare: 24
     // Exactly what the repair timer, outbox relay, day list and reminder scan filter on
     // (shared/adapters/cosmos_bookings.py, cosmos_deliveries.py); id and _ts are always indexed.
     indexedPaths: [
@@ -153,7 +172,7 @@ var cosmosContainers = [
     name: 'deliveries'
     partitionKey: '/id'
     ttl: true
-    throughputShare: 18
+    throughputShare: 13
     indexedPaths: []
   }
   {
@@ -163,12 +182,48 @@ var cosmosContainers = [
     throughputShare: 0
     indexedPaths: []
   }
+  {
+    // GP practices (docs/gp-practices.md): uploads and invitations, a partition per practice; the
+    // register check itself reads `patients`. docs/capacity.md sizes it for a morning of uploads.
+    name: 'gp'
+    partitionKey: '/odsCode'
+    ttl: false
+    throughputShare: 0
+    indexedPaths: []
+  }
+  {
+    // One record per dose given (docs/site-operations.md): a few writes per vaccination, read by the
+    // NIMS exporter; the 1,000 RU/s floor covers a national day of doses.
+    name: 'vaccinations'
+    partitionKey: '/siteId'
+    ttl: false
+    throughputShare: 0
+    indexedPaths: []
+  }
+  {
+    // The audit trail of staff actions, a partition per site and day; kept (no ttl).
+    name: 'audit'
+    partitionKey: '/pk'
+    ttl: false
+    throughputShare: 0
+    indexedPaths: []
+  }
+  {
+    // The NIMS exchange's ledger (docs/nims.md): one small document per outbound batch and per inbound
+    // file, a few writes per batch of lines; kept, as the record of what was sent and applied.
+    name: 'nims'
+    partitionKey: '/pk'
+    ttl: false
+    throughputShare: 0
+    indexedPaths: []
+  }
 ]
 
 var storageQueues = [
   'booking-events'
   'waiting-room-joins'
   'reminders'
+  'gp-invitations'
 ]
 
 var blobContainers = [
@@ -176,6 +231,7 @@ var blobContainers = [
   'gp-reports'
   'nims-inbound'
   'nims-outbound'
+  'nims-inbound-reports'
 ]
 
 // Only these two have Service Bus triggers; waiting-room joins always use the storage queue.
@@ -222,6 +278,12 @@ module monitoring 'modules/monitoring.bicep' = {
   }
 }
 
+// Azure Policy on the resource group: nothing in it may be created outside UK South or UK West.
+module residency 'modules/residency.bicep' = {
+  name: 'residency'
+  scope: rg
+}
+
 module storage 'modules/storage.bicep' = {
   name: 'storage'
   scope: rg
@@ -258,7 +320,9 @@ module keyVault 'modules/keyvault.bicep' = {
     location: location
     tags: tags
     piiHashKey: piiHashKey
+    piiHashKeyVersion: piiHashKeyVersion
     waitingRoomSigningKey: waitingRoomSigningKey
+    gpInviteSigningKey: gpInviteSigningKey
     enablePurgeProtection: keyVaultPurgeProtection
   }
 }
@@ -285,6 +349,19 @@ module serviceBus 'modules/servicebus.bicep' = if (messaging == 'servicebus') {
     queues: serviceBusQueues
     skuName: serviceBusSkuName
     capacity: serviceBusCapacity
+  }
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    resourceToken: resourceToken
+    applicationInsightsId: monitoring.outputs.applicationInsightsId
+    alertEmail: alertEmail
+    serviceBusNamespaceId: messaging == 'servicebus' ? serviceBus.outputs.id : ''
   }
 }
 
@@ -326,6 +403,7 @@ module functionApp 'modules/function-app.bicep' = {
     acsEndpoint: communication.outputs.endpoint
     piiHashKeySecretUri: keyVault.outputs.piiHashKeySecretUri
     waitingRoomSigningKeySecretUri: keyVault.outputs.waitingRoomSigningKeySecretUri
+    gpInviteSigningKeySecretUri: keyVault.outputs.gpInviteSigningKeySecretUri
     messaging: messaging
     serviceBusNamespace: messaging == 'servicebus' ? serviceBus.outputs.fullyQualifiedNamespace : ''
     emailFrom: communication.outputs.emailFrom
@@ -339,6 +417,23 @@ module functionApp 'modules/function-app.bicep' = {
   }
 }
 
+// GP patient lists: the storage account's Event Grid system topic sends each blob created in gp-uploads
+// to the blob trigger (Flex Consumption runs blob triggers only this way).
+module gpUploadEventGrid 'modules/event-grid.bicep' = {
+  name: 'gp-upload-events'
+  scope: rg
+  params: {
+    name: 'evgt-${resourceToken}'
+    location: location
+    tags: tags
+    storageAccountName: storage.outputs.name
+    functionAppName: functionApp.outputs.name
+    functionName: 'check_gp_upload'
+    containerName: 'gp-uploads'
+    subscribe: gpUploadEvents
+  }
+}
+
 // azd stores these in the environment (.azure/<env>/.env).
 output AZURE_LOCATION string = location
 output AZURE_TENANT_ID string = tenant().tenantId
@@ -348,6 +443,8 @@ output SERVICE_API_NAME string = functionApp.outputs.name
 output SERVICE_API_URI string = functionApp.outputs.uri
 // main.parameters.json reads the two secrets back from this vault on the next provision.
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
+// The PII key's version, pinned in the app setting: azd stores it and passes it back (main.parameters.json).
+output PII_HASH_KEY_VERSION string = keyVault.outputs.piiHashKeyVersion
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output AZURE_COSMOS_ACCOUNT_NAME string = cosmos.outputs.name
 output COSMOS_ENDPOINT string = cosmos.outputs.endpoint

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
+from shared.domain.eligibility import AdministeredAt
+
 
 class EventModel(BaseModel):
     """Base of the event bodies on the queues: camelCase, unknown fields refused (as the API's bodies)."""
@@ -15,7 +17,8 @@ class EventModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
 
-BookingEventType = Literal["BookingConfirmed", "BookingCancelled", "BookingRescheduled"]
+BookingEventType = Literal["BookingConfirmed", "BookingCancelled", "BookingRescheduled", "BookingDidNotAttend",
+                          "VaccinationRecorded", "BookingDoseGivenElsewhere"]
 
 
 class EventAppointment(EventModel):
@@ -35,6 +38,22 @@ class EventContact(EventModel):
     email: str | None = None
 
 
+class EventVaccination(EventModel):
+    """A dose given, as VaccinationRecorded carries it: no NHS number, name or date of birth.
+
+    The NIMS exporter reads the full record (with the NHS number) from the `vaccinations` container by
+    `vaccination_id` in partition `site_id`; docs/site-operations.md.
+    """
+
+    vaccination_id: str
+    site_id: str
+    ods_code: str
+    product: str
+    dose: int
+    batch_number: str
+    administered_at: AdministeredAt  # a time with its offset, or a date alone
+
+
 class BookingEvent(EventModel):
     """One change to a booking. `event_id` is unique and stable: handlers dedupe on it.
 
@@ -50,3 +69,6 @@ class BookingEvent(EventModel):
     appointments: list[EventAppointment]
     previous_appointments: list[EventAppointment] = []
     contact: EventContact
+    vaccination: EventVaccination | None = None  # VaccinationRecorded only
+    # A keyed hash standing for the person (never the NHS number): the daily limit of texts per person.
+    person: str | None = None

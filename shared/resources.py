@@ -23,18 +23,31 @@ DELIVERIES = CosmosContainer("deliveries", "/id")
 # The waiting room: its admission state, lapsed sets, join and poll journals (a partition per
 # minute of writing), admissions used. See docs/waiting-room.md.
 WAITING_ROOM = CosmosContainer("waiting-room", "/pk")
+# GP practices: each practice's uploads (with their receipts) and invitations. See docs/gp-practices.md.
+GP = CosmosContainer("gp", "/odsCode")
+# Site operations (docs/site-operations.md): one record per dose given, in the site's partition (what the
+# NIMS exporter reads), and the audit trail of staff actions, a partition per site and day.
+VACCINATIONS = CosmosContainer("vaccinations", "/siteId")
+AUDIT = CosmosContainer("audit", "/pk")
+# The NIMS exchange (docs/nims.md): the ledger of outbound batches written and inbound files applied.
+NIMS = CosmosContainer("nims", "/pk")
 
-COSMOS_CONTAINERS: tuple[CosmosContainer, ...] = (PATIENTS, SITES, BOOKINGS, CONFIG, DELIVERIES, WAITING_ROOM)
+COSMOS_CONTAINERS: tuple[CosmosContainer, ...] = (PATIENTS, SITES, BOOKINGS, CONFIG, DELIVERIES, WAITING_ROOM, GP,
+                                                   VACCINATIONS, AUDIT, NIMS)
 
 # Queues. The Functions host adds "<queue>-poison" for each triggered queue itself.
 QUEUE_BOOKING_EVENTS = "booking-events"
 QUEUE_WAITING_ROOM_JOINS = "waiting-room-joins"
 # Reminders due, queued by the reminder timer so that every instance shares the sending.
 QUEUE_REMINDERS = "reminders"
-QUEUES: tuple[str, ...] = (QUEUE_BOOKING_EVENTS, QUEUE_WAITING_ROOM_JOINS, QUEUE_REMINDERS)
+# Invitation texts owed by a GP practice's invitation run, shared out between instances.
+QUEUE_GP_INVITATIONS = "gp-invitations"
+QUEUES: tuple[str, ...] = (QUEUE_BOOKING_EVENTS, QUEUE_WAITING_ROOM_JOINS, QUEUE_REMINDERS, QUEUE_GP_INVITATIONS)
 
 BLOB_GP_UPLOADS = "gp-uploads"
 BLOB_GP_REPORTS = "gp-reports"
 BLOB_NIMS_INBOUND = "nims-inbound"
 BLOB_NIMS_OUTBOUND = "nims-outbound"
-BLOB_CONTAINERS: tuple[str, ...] = (BLOB_GP_UPLOADS, BLOB_GP_REPORTS, BLOB_NIMS_INBOUND, BLOB_NIMS_OUTBOUND)
+BLOB_NIMS_INBOUND_REPORTS = "nims-inbound-reports"
+BLOB_CONTAINERS: tuple[str, ...] = (BLOB_GP_UPLOADS, BLOB_GP_REPORTS, BLOB_NIMS_INBOUND, BLOB_NIMS_OUTBOUND,
+                                    BLOB_NIMS_INBOUND_REPORTS)

@@ -21,6 +21,7 @@ param cosmosDatabase string
 param acsEndpoint string
 param piiHashKeySecretUri string
 param waitingRoomSigningKeySecretUri string
+param gpInviteSigningKeySecretUri string
 
 @allowed([
   'storage'
@@ -172,9 +173,25 @@ var appSettings = {
   MESSAGING: messaging
   PII_HASH_KEY: '@Microsoft.KeyVault(SecretUri=${piiHashKeySecretUri})'
   WAITING_ROOM_SIGNING_KEY: '@Microsoft.KeyVault(SecretUri=${waitingRoomSigningKeySecretUri})'
+  GP_INVITE_SIGNING_KEY: '@Microsoft.KeyVault(SecretUri=${gpInviteSigningKeySecretUri})'
+  GP_INVITE_FACTOR: '3'
+  GP_INVITE_DAYS: '14'
   BOOKING_REPAIR_SCHEDULE: '*/30 * * * * *'
   OUTBOX_RELAY_SCHEDULE: '*/5 * * * * *'
+  // After each day (UTC; 01:30 is after midnight in London all year): appointments of earlier days
+  // neither vaccinated nor cancelled become didNotAttend (docs/site-operations.md).
+  DID_NOT_ATTEND_SCHEDULE: '0 30 1 * * *'
   REMINDER_SCHEDULE: '0 */5 * * * *'
+  // The NIMS exchange (docs/nims.md): the export every 5 minutes, register files every 15 (each inbound
+  // run also recounts the slot counters of recent and coming days).
+  NIMS_EXPORT_SCHEDULE: '0 */5 * * * *'
+  NIMS_INBOUND_SCHEDULE: '0 */15 * * * *'
+  NIMS_EXPORT_BATCH_SIZE: '1000'
+  NIMS_EXPORT_LEASE_SECONDS: '600'
+  NIMS_RUN_SECONDS: '240'
+  NIMS_INBOUND_BATCH_LINES: '1000'
+  NIMS_RECOUNT_DAYS_BEFORE: '2'
+  NIMS_RECOUNT_DAYS_AFTER: '14'
   SMS_FROM: smsFrom
   BOOKING_SITE_URL: empty(bookingSiteUrl) ? 'https://${site.properties.defaultHostName}' : bookingSiteUrl
   SMS_SENDS_PER_MINUTE: smsSendsPerMinute
@@ -183,6 +200,9 @@ var appSettings = {
   SEND_RETRY_BASE_SECONDS: '1'
   SEND_RETRY_MAX_SECONDS: '30'
   ACS_REPEATABILITY_WINDOW_SECONDS: '240'
+  SMS_LIMIT_PER_BOOKING: '6'
+  SMS_LIMIT_PER_PERSON: '10'
+  SMS_LIMIT_PER_RECIPIENT: '10'
   WAITING_ROOM_REFRESH_SECONDS: '2'
   WAITING_ROOM_TOKEN_MINUTES: '10'
   WAITING_ROOM_TICKET_HOURS: '12'
@@ -190,6 +210,8 @@ var appSettings = {
   WAITING_ROOM_JOIN_BATCH_MS: '20'
   WAITING_ROOM_JOIN_BURST: '20'
   WAITING_ROOM_JOIN_PER_SECOND: '0.5'
+  WAITING_ROOM_JOIN_SHARED_BURST: '300'
+  WAITING_ROOM_JOIN_SHARED_PER_SECOND: '10'
   POLICY_REFRESH_SECONDS: '5'
   ELIGIBILITY_CLIENT_BURST: '60'
   ELIGIBILITY_CLIENT_PER_SECOND: '1'
@@ -200,6 +222,9 @@ var appSettings = {
   SITE_INDEX_REFRESH_SECONDS: '60'
   SITE_AVAILABILITY_SECONDS: '60'
   SLOT_WRITE_CONCURRENCY: '16'
+  // The host reads no request body larger than the largest route limit, a NIMS import's 8 MiB
+  // (functions/http.py IMPORT_BODY_BYTES); smaller limits per route are the app's (docs/security.md).
+  FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: '8388608'
 }
 
 // The app treats a present EMAIL_FROM as "email on", even when empty, so it is left out entirely

@@ -48,7 +48,10 @@ resource serviceBusQueues 'Microsoft.ServiceBus/namespaces/queues@2021-11-01' = 
       duplicateDetectionHistoryTimeWindow: 'PT1H'
       maxDeliveryCount: maxDeliveryCount
       lockDuration: 'PT1M'
-      deadLetteringOnMessageExpiration: true
+      // A booking event carries contact details: it lives three days at most (shared/domain/retention.py
+      // EVENT_MESSAGE_TTL), and an expired one is dropped, not kept in the dead-letter queue for good.
+      defaultMessageTimeToLive: 'P3D'
+      deadLetteringOnMessageExpiration: false
     }
   }
 ]

@@ -121,7 +121,10 @@ class Clients:
         return self._cosmos
 
     def database(self) -> DatabaseProxy:
-        return self.cosmos().get_database_client(self.settings.cosmos_database)
+        # Its containers raise StoreUnavailableError for Cosmos DB's 408, 429 and 503 (cosmos_errors.py).
+        from shared.adapters.cosmos_errors import GuardedDatabase
+
+        return GuardedDatabase(self.cosmos().client_connection, self.settings.cosmos_database)
 
     def queues(self) -> QueueServiceClient:
         if self._queues is None:

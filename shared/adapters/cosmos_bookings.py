@@ -18,7 +18,9 @@ from azure.cosmos.exceptions import (
 )
 
 from shared.domain.booking_record import Appointment, BookingRecord
+from shared.domain.retention import booking_ttl, entry_ttl
 from shared.ports.bookings import DayListItem, HoldOutcome, StoredBooking
+from shared.ports.site_operations import UnsettledAppointment
 
 
 def _hold_key(reference: str) -> str:
@@ -39,11 +41,24 @@ def _listing(appointment: Appointment, status: str) -> dict[str, Any]:
     }
 
 
-def _appointment_status(record: BookingRecord) -> str:
-    return str(record.status)
+def _appointment_status(record: BookingRecord, appointment: Appointment) -> str:
+    """The appointment's own status (checked in, vaccinated, missed), else its booking's."""
+    return str(record.status_of(appointment))
 
 
-def booking_document(record: BookingRecord) -> dict[str, Any]:
+# What a site's day list shows: every appointment that is or was to happen that day.
+_DAY_LIST = ("SELECT * FROM c WHERE c.siteId = @site AND c.localDate = @day AND (c.status = 'confirmed' "
+             "OR c.status = 'checkedIn' OR c.status = 'vaccinated' OR c.status = 'didNotAttend')")
+# Appointments of earlier days still to happen: the did-not-attend timer's work.
+_UNSETTLED = ("SELECT c.id, c.type, c.reference, c.siteId, c.homeSiteId, c.slotId FROM c "
+              "WHERE c.localDate < @day AND (c.status = 'confirmed' OR c.status = 'checkedIn')")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def booking_document(record: BookingRecord, now: dt.datetime | None = None) -> dict[str, Any]:
     embedded = record.embedded()
     doc: dict[str, Any] = {
         "id": record.reference, "siteId": record.home_site_id, "type": "booking", "reference": record.reference,
@@ -55,9 +70,11 @@ def booking_document(record: BookingRecord) -> dict[str, Any]:
         "moveEpoch": record.move.since.timestamp() if record.move else None,
         "outboxPending": bool(record.outbox),
         "booking": record.model_dump(mode="json"),
+        # Personal data expires once the booking's use is over (shared/domain/retention.py).
+        "ttl": booking_ttl(record, now or _now()),
     }
     if embedded is not None:
-        doc.update(_listing(embedded, _appointment_status(record)))
+        doc.update(_listing(embedded, _appointment_status(record, embedded)))
     else:
         doc["status"] = "moved"  # its appointments are all listed at other sites now
     return doc
@@ -104,13 +121,16 @@ class CosmosBookingRecords:
                "reference": record.reference, "homeSiteId": record.home_site_id,
                "contact": record.contact.model_dump(mode="json"),
                "bookedAt": (record.confirmed_at or record.created_at).isoformat(),
-               **_listing(appointment, _appointment_status(record))}
+               **_listing(appointment, _appointment_status(record, appointment)),
+               "ttl": entry_ttl(appointment, _now())}
         await self._container.upsert_item(doc)
 
     async def retire_appointment_entry(self, reference: str, appointment: Appointment, status: str) -> None:
         try:
+            ttl = entry_ttl(appointment, _now(), retired=status in ("cancelled", "moved", "released"))
             await self._container.patch_item(_entry_id(reference, appointment), partition_key=appointment.site_id,
-                                             patch_operations=[{"op": "set", "path": "/status", "value": status}])
+                                             patch_operations=[{"op": "set", "path": "/status", "value": status},
+                                                               {"op": "set", "path": "/ttl", "value": ttl}])
         except CosmosResourceNotFoundError:
             pass  # never written: nothing to retire
 
@@ -133,9 +153,24 @@ class CosmosBookingRecords:
         found = await self._query("SELECT * FROM c WHERE c.type = 'booking' AND c.outboxPending = true", [])
         return found[:limit]
 
+    async def unsettled_before(self, day: dt.date, limit: int) -> list[UnsettledAppointment]:
+        """Appointments of past days still confirmed or checked in: the did-not-attend timer's work.
+
+        Cross-partition, on indexed paths only (localDate, status), once a day.
+        """
+        found = self._container.query_items(_UNSETTLED, parameters=[{"name": "@day", "value": day.isoformat()}])
+        unsettled: list[UnsettledAppointment] = []
+        async for doc in found:  # pages are fetched as read: stopping at the limit reads no further
+            unsettled.append(UnsettledAppointment(
+                reference=doc["reference"], slot_id=doc["slotId"],
+                home_site_id=doc["siteId"] if doc["type"] == "booking" else doc["homeSiteId"]))
+            if len(unsettled) >= limit:
+                break
+        return unsettled
+
     async def day_list(self, site_id: str, day: dt.date) -> list[DayListItem]:
         found = self._container.query_items(
-            "SELECT * FROM c WHERE c.siteId = @site AND c.localDate = @day AND c.status = 'confirmed'",
+            _DAY_LIST,
             parameters=[{"name": "@site", "value": site_id}, {"name": "@day", "value": day.isoformat()}],
             partition_key=site_id)
         items = []

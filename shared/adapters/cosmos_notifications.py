@@ -6,7 +6,11 @@ import datetime as dt
 from typing import Any
 
 from azure.cosmos.aio import ContainerProxy
-from azure.cosmos.exceptions import CosmosResourceExistsError, CosmosResourceNotFoundError
+from azure.cosmos.exceptions import (
+    CosmosAccessConditionFailedError,
+    CosmosResourceExistsError,
+    CosmosResourceNotFoundError,
+)
 
 from shared.domain.messages import Delivery
 from shared.observability import pseudonym
@@ -153,3 +157,43 @@ class CosmosAppointmentListing:
         except CosmosResourceNotFoundError:
             return None
         return _listed(doc)
+
+
+# A counter's name carries its day, so it is never used again after it; kept a little past that day.
+_COUNTER_TTL_SECONDS = 2 * 24 * 3600
+
+
+def text_counter_id(counter: str) -> str:
+    # A keyed hash: the name holds a mobile number or a person's pseudonym.
+    return f"text-count.{pseudonym(counter, 'text-count')}"
+
+
+class CosmosTextCounters:
+    """Daily text counts: one small document per counter, raised by a conditional patch (`n` below the
+    limit), so instances sending at once can never count past it."""
+
+    def __init__(self, container: ContainerProxy, attempts: int = 5) -> None:
+        self._container = container
+        self._attempts = attempts
+
+    async def take(self, counter: str, limit: int) -> bool:
+        key = text_counter_id(counter)
+        for _ in range(self._attempts):
+            try:
+                await self._container.patch_item(
+                    key, partition_key=key, patch_operations=[{"op": "incr", "path": "/n", "value": 1}],
+                    filter_predicate=f"FROM c WHERE c.n < {int(limit)}")
+            except CosmosAccessConditionFailedError:
+                return False
+            except CosmosResourceNotFoundError:
+                if limit < 1:
+                    return False
+                try:
+                    await self._container.create_item({"id": key, "type": "textCount", "n": 1,
+                                                       "ttl": _COUNTER_TTL_SECONDS})
+                except CosmosResourceExistsError:
+                    continue  # another instance counted the first one: count on it
+                return True
+            else:
+                return True
+        raise RuntimeError("a text counter could not be raised")

@@ -17,6 +17,7 @@ from azure.cosmos.exceptions import (
     CosmosResourceNotFoundError,
 )
 
+from shared.domain.eligibility import Vaccination
 from shared.domain.register import RegisterRecord
 from shared.domain.throttling import MatchFailures
 from shared.observability import pseudonym
@@ -27,12 +28,24 @@ def patient_id(nhs_number: str) -> str:
     return pseudonym(nhs_number, "patient-id")
 
 
-def _failures_to_doc(failures: MatchFailures) -> dict[str, Any]:
+def _failures_to_doc(failures: MatchFailures, version: int) -> dict[str, Any]:
     return {
         "count": failures.count,
         "windowStart": failures.window_start.isoformat(),
         "lockedUntil": failures.locked_until.isoformat() if failures.locked_until else None,
+        "seq": version,
     }
+
+
+def _failures_version(doc: dict[str, Any]) -> int:
+    """The failed-match record's version: 0 when there is none (or it predates versions)."""
+    return int((doc.get("matchFailures") or {}).get("seq") or 0)
+
+
+def _at_version(version: int) -> str:
+    """The filter predicate of a compare-and-set on the failed-match record's version."""
+    condition = "NOT IS_DEFINED(c.matchFailures.seq)" if version == 0 else f"c.matchFailures.seq = {int(version)}"
+    return f"FROM c WHERE {condition}"
 
 
 def _failures_from_doc(doc: dict[str, Any] | None) -> MatchFailures | None:
@@ -62,9 +75,21 @@ def _idempotency(doc: dict[str, Any]) -> dict[str, IdempotencyEntry]:
 
 
 def _register_record(doc: dict[str, Any], nhs_number: str) -> RegisterRecord | None:
-    """The `register` part of a person's document (camelCase, without the NHS number it is keyed by)."""
+    """The `register` part of a person's document (camelCase, without the NHS number it is keyed by),
+    with the doses this service recorded (`recorded`, kept apart so that a NIMS re-import, which replaces
+    `register`, never loses a dose NIMS has not sent back yet)."""
     register = doc.get("register")
-    return RegisterRecord.model_validate({**register, "nhsNumber": nhs_number}) if register else None
+    if not register:
+        return None
+    listed = list(register.get("vaccinations") or [])
+    known = {v.get("vaccinationId") for v in listed if v.get("vaccinationId")}
+    listed += [v for v in (doc.get("recorded") or {}).values() if v.get("vaccinationId") not in known]
+    return RegisterRecord.model_validate({**register, "vaccinations": listed, "nhsNumber": nhs_number})
+
+
+def _recorded_key(vaccination_id: str) -> str:
+    # Lower-case letters and digits only: a patch path segment and a filter name the emulator reads as written.
+    return "v" + "".join(ch for ch in vaccination_id.lower() if ch.isalnum())
 
 
 class CosmosPatientStore:
@@ -84,18 +109,42 @@ class CosmosPatientStore:
             return PatientLookup(record=None)
         record = _register_record(doc, nhs_number)
         return PatientLookup(record=record, booked_doses=booked_doses(doc),
-                             failures=_failures_from_doc(doc.get("matchFailures")))
+                             failures=_failures_from_doc(doc.get("matchFailures")),
+                             failures_version=_failures_version(doc))
 
-    async def save_match_failures(self, nhs_number: str, failures: MatchFailures) -> None:
-        value = _failures_to_doc(failures)
+    async def count_failed_match(self, nhs_number: str, seen_version: int, failures: MatchFailures) -> bool:
+        """A conditional patch on the record's version; for an unknown number, a create (never an upsert)."""
+        value = _failures_to_doc(failures, seen_version + 1)
         try:
             await self._container.patch_item(patient_id(nhs_number), partition_key=nhs_number,
-                                             patch_operations=[{"op": "set", "path": "/matchFailures", "value": value}])
+                                             patch_operations=[{"op": "set", "path": "/matchFailures", "value": value}],
+                                             filter_predicate=_at_version(seen_version))
+            return True
+        except CosmosAccessConditionFailedError:
+            return False  # another failure was counted since the read
         except CosmosResourceNotFoundError:
-            # An unknown number gets a document of its own so that its lock-out works like anybody's.
-            # Real Cosmos DB expires it after a day (ttl); correctness does not rely on that.
-            stub = {"id": patient_id(nhs_number), "nhsNumber": nhs_number, "matchFailures": value, "ttl": 86_400}
-            await self._container.upsert_item(stub)
+            if seen_version:
+                return False
+        # An unknown number gets a document of its own so that its lock-out works like anybody's.
+        # Real Cosmos DB expires it after a day (ttl); correctness does not rely on that. Created, not
+        # upserted: a person imported (or a failure counted) meanwhile is never overwritten.
+        stub = {"id": patient_id(nhs_number), "nhsNumber": nhs_number, "matchFailures": value, "ttl": 86_400}
+        try:
+            await self._container.create_item(stub)
+        except CosmosResourceExistsError:
+            return False
+        return True
+
+    async def confirm_match(self, nhs_number: str, seen_version: int, now: dt.datetime) -> bool:
+        """A conditional patch on the record's version, so it is ordered among the failures counted."""
+        try:
+            await self._container.patch_item(patient_id(nhs_number), partition_key=nhs_number,
+                                             patch_operations=[{"op": "set", "path": "/matchedAt",
+                                                                "value": now.isoformat()}],
+                                             filter_predicate=_at_version(seen_version))
+        except (CosmosAccessConditionFailedError, CosmosResourceNotFoundError):
+            return False
+        return True
 
     async def upsert_register_record(self, record: RegisterRecord, now: dt.datetime) -> None:
         register = record.model_dump(mode="json", by_alias=True, exclude={"nhs_number"})
@@ -104,7 +153,7 @@ class CosmosPatientStore:
         try:
             await self._container.create_item({"id": doc_id, "nhsNumber": record.nhs_number, "register": register,
                                                "registerUpdatedAt": now.isoformat(), "bookings": {},
-                                               "idempotency": {}, "references": {}})
+                                               "idempotency": {}, "references": {}, "recorded": {}})
             return
         except CosmosResourceExistsError:
             pass
@@ -122,7 +171,8 @@ class CosmosPatientStore:
             return PatientBookingView(PatientLookup(record=None), {}, {}, {})
         record = _register_record(doc, nhs_number)
         lookup = PatientLookup(record=record, booked_doses=booked_doses(doc),
-                               failures=_failures_from_doc(doc.get("matchFailures")))
+                               failures=_failures_from_doc(doc.get("matchFailures")),
+                               failures_version=_failures_version(doc))
         return PatientBookingView(lookup, _claims(doc), _idempotency(doc),
                                   {ref.upper(): site for ref, site in (doc.get("references") or {}).items()})
 
@@ -158,3 +208,32 @@ class CosmosPatientStore:
                     filter_predicate=f"FROM c WHERE c.bookings.d{dose}.key = '{reference.lower()}'")
             except (CosmosAccessConditionFailedError, CosmosResourceNotFoundError):
                 pass  # somebody else's marker now, or already gone
+
+    async def add_dose(self, nhs_number: str, dose: Vaccination) -> None:
+        """Set `recorded.<key>` to the dose: one patch, and the same again changes nothing.
+
+        Documents written before `recorded` existed get the map in a patch of its own, conditional on its
+        absence, so two writers cannot replace each other's doses.
+        """
+        if dose.vaccination_id is None:
+            raise ValueError("a recorded dose has its vaccination id")
+        key, value = _recorded_key(dose.vaccination_id), dose.model_dump(mode="json")
+        doc_id = patient_id(nhs_number)
+        for _ in range(3):
+            try:
+                await self._container.patch_item(doc_id, partition_key=nhs_number,
+                                                 patch_operations=[{"op": "set", "path": f"/recorded/{key}",
+                                                                    "value": value}],
+                                                 filter_predicate="FROM c WHERE IS_DEFINED(c.recorded)")
+                return
+            except CosmosAccessConditionFailedError:
+                pass
+            try:
+                await self._container.patch_item(doc_id, partition_key=nhs_number,
+                                                 patch_operations=[{"op": "set", "path": "/recorded",
+                                                                    "value": {key: value}}],
+                                                 filter_predicate="FROM c WHERE NOT IS_DEFINED(c.recorded)")
+                return
+            except CosmosAccessConditionFailedError:
+                continue  # created meanwhile: set the dose in it
+        raise RuntimeError("the person's document changed under every attempt to add the dose")

@@ -18,8 +18,9 @@ from azure.cosmos.aio import ContainerProxy
 from azure.cosmos.exceptions import CosmosResourceExistsError, CosmosResourceNotFoundError
 
 from shared.adapters.cosmos_writes import create_or_replace
+from shared.domain.queue_positions import JoinSource, QueueIndex, ReadRun, stored_index
 from shared.domain.waiting_room import RoomSettings, RoomState, batch_id
-from shared.ports.waiting_room import JournalEntry, StoredRoomSettings, StoredRoomState
+from shared.ports.waiting_room import ClaimOutcome, JournalEntry, StoredRoomSettings, StoredRoomState
 
 # Cosmos DB takes documents up to 2 MB; a record this long stays far below.
 MAX_RECORD_SEQS = 5000
@@ -51,9 +52,41 @@ def _settings(doc: dict[str, Any]) -> RoomSettings:
                         updated_at=_time(doc.get("updatedAt")), updated_by=doc.get("updatedBy"))
 
 
+def _index_doc(index: QueueIndex) -> dict[str, Any]:
+    """The queue index with each cut point as its distance from the one before: about half the size."""
+    gaps = [index.cuts[0], *(b - a for a, b in zip(index.cuts, index.cuts[1:], strict=False))] if index.cuts else []
+    return {"waiting": index.count, "gaps": gaps}
+
+
+def _index(doc: object) -> QueueIndex:
+    if not isinstance(doc, dict):
+        return QueueIndex()
+    cuts, running = [], 0
+    for gap in doc.get("gaps", ()):
+        running += int(gap)
+        cuts.append(running)
+    return stored_index(int(doc.get("waiting", 0)), cuts)
+
+
+def _source_doc(source: JoinSource) -> dict[str, Any]:
+    doc: dict[str, Any] = {"id": source.id, "n": source.batches, "h": source.horizon, "l": source.last,
+                           "r": source.recent}
+    if source.runs:
+        doc["x"] = [[run.first, run.last, run.first_top, run.first_count, run.top, run.count] for run in source.runs]
+    return doc
+
+
+def _source(doc: dict[str, Any]) -> JoinSource:
+    return JoinSource(id=str(doc["id"]), batches=int(doc.get("n", 0)), horizon=int(doc.get("h", 0)),
+                      last=int(doc.get("l", 0)), recent=int(doc.get("r", 0)),
+                      runs=tuple(ReadRun(*(int(value) for value in run)) for run in doc.get("x", ())))
+
+
 def _state_doc(doc_id: str, state: RoomState) -> dict[str, Any]:
     return {"id": doc_id, "pk": doc_id, "frontier": state.frontier, "lapsedHere": sorted(state.lapsed_here),
-            "ahead": [list(pair) for pair in state.ahead], "reportUntil": state.report_until,
+            "index": _index_doc(state.index), "sources": [_source_doc(source) for source in state.sources],
+            "tickSeconds": state.tick_seconds, "shareSeconds": state.share_seconds,
+            "joinLagSeconds": state.join_lag_seconds, "reportUntil": state.report_until,
             "windows": [[at.isoformat(), until] for at, until in state.windows],
             "liveRatio": state.live_ratio, "joined": state.joined, "admitted": state.admitted,
             "lapsed": state.lapsed, "credit": state.credit,
@@ -64,7 +97,11 @@ def _state_doc(doc_id: str, state: RoomState) -> dict[str, Any]:
 def _state(doc: dict[str, Any]) -> RoomState:
     report_until = doc.get("reportUntil")
     return RoomState(frontier=int(doc["frontier"]), lapsed_here=frozenset(int(s) for s in doc.get("lapsedHere", ())),
-                     ahead=tuple((int(b), int(c)) for b, c in doc.get("ahead", ())),
+                     index=_index(doc.get("index")),
+                     sources=tuple(_source(source) for source in doc.get("sources", ())),
+                     tick_seconds=float(doc.get("tickSeconds", 2.0)),
+                     share_seconds=float(doc.get("shareSeconds", 120.0)),
+                     join_lag_seconds=float(doc.get("joinLagSeconds", 0.0)),
                      report_until=int(report_until) if report_until is not None else None,
                      windows=tuple((dt.datetime.fromisoformat(at), int(until) if until is not None else None)
                                    for at, until in doc.get("windows", ())),
@@ -134,9 +171,13 @@ class CosmosWaitingRoomStore:
     def _journal_pk(self, kind: str, minute: int) -> str:
         return f"{self._room}-{kind}-{minute}"
 
-    async def _append(self, kind: str, record_id: str, seqs: tuple[int, ...], now: dt.datetime) -> None:
-        doc = {"id": record_id, "pk": self._journal_pk(kind, int(now.timestamp()) // 60), "at": _epoch(now),
-               "minSeq": min(seqs), "maxSeq": max(seqs), "seqs": list(seqs), "ttl": 86_400}
+    async def _append(self, kind: str, record_id: str, seqs: tuple[int, ...], now: dt.datetime,
+                      sender: tuple[str, int] | None = None) -> None:
+        doc: dict[str, Any] = {"id": record_id, "pk": self._journal_pk(kind, int(now.timestamp()) // 60),
+                               "at": _epoch(now), "minSeq": min(seqs), "maxSeq": max(seqs), "seqs": list(seqs),
+                               "ttl": 86_400}
+        if sender is not None:
+            doc["src"], doc["n"] = sender
         try:
             await self._container.create_item(doc)
         except CosmosResourceExistsError:
@@ -144,7 +185,8 @@ class CosmosWaitingRoomStore:
 
     async def _read(self, kind: str, since: dt.datetime, until: dt.datetime, after_seq: int) -> list[JournalEntry]:
         # The partition is named in the query too: the local emulator ignores the partition-key option.
-        query = "SELECT c.id, c.at, c.seqs FROM c WHERE c.pk = @pk AND c.at >= @since AND c.maxSeq > @after"
+        query = ("SELECT c.id, c.at, c.seqs, c.src, c.n FROM c "
+                 "WHERE c.pk = @pk AND c.at >= @since AND c.maxSeq > @after")
 
         async def one(minute: int) -> list[JournalEntry]:
             pk = self._journal_pk(kind, minute)
@@ -153,17 +195,26 @@ class CosmosWaitingRoomStore:
                                                    {"name": "@after", "value": after_seq}]
             found = []
             async for doc in self._container.query_items(query, parameters=parameters, partition_key=pk):
+                source, number = doc.get("src"), doc.get("n")
                 found.append(JournalEntry(str(doc["id"]), dt.datetime.fromtimestamp(float(doc["at"]), dt.UTC),
-                                          tuple(int(seq) for seq in doc["seqs"])))
+                                          tuple(int(seq) for seq in doc["seqs"]),
+                                          str(source) if source is not None else None,
+                                          int(number) if number is not None else None))
             return found
 
         pages = await asyncio.gather(*(one(minute) for minute in _minutes(since, until)))
         return [entry for page in pages for entry in page]
 
-    async def record_joins(self, seqs: tuple[int, ...], now: dt.datetime) -> None:
+    async def record_joins(self, seqs: tuple[int, ...], now: dt.datetime, source: str | None = None,
+                           number: int | None = None) -> None:
+        if len(seqs) <= MAX_RECORD_SEQS:
+            sender = (source, number) if source is not None and number is not None else None
+            await self._append("joins", batch_id(seqs, source), seqs, now, sender)
+            return
+        # Larger than any message an instance sends: kept, but not as a numbered message of its sender.
         for start in range(0, len(seqs), MAX_RECORD_SEQS):
             chunk = seqs[start:start + MAX_RECORD_SEQS]
-            await self._append("joins", batch_id(chunk), chunk, now)
+            await self._append("joins", batch_id(chunk, source), chunk, now)
 
     async def joins_since(self, since: dt.datetime, until: dt.datetime, after_seq: int) -> list[JournalEntry]:
         return await self._read("joins", since, until, after_seq)
@@ -180,13 +231,20 @@ class CosmosWaitingRoomStore:
     def _used_id(self, jti: str) -> str:
         return f"{self._room}-used-{jti}"
 
-    async def claim_admission(self, jti: str, keep: dt.timedelta) -> bool:
+    async def claim_admission(self, jti: str, keep: dt.timedelta, holder: str | None = None) -> ClaimOutcome:
         doc_id = self._used_id(jti)
         try:
-            await self._container.create_item({"id": doc_id, "pk": doc_id, "ttl": math.ceil(keep.total_seconds())})
+            await self._container.create_item({"id": doc_id, "pk": doc_id, "holder": holder,
+                                               "ttl": math.ceil(keep.total_seconds())})
         except CosmosResourceExistsError:
-            return False
-        return True
+            if holder is None:
+                return "taken"
+            try:
+                found = await self._container.read_item(doc_id, partition_key=doc_id)
+            except CosmosResourceNotFoundError:
+                return "taken"  # released meanwhile: the caller's retry claims it afresh
+            return "reclaimed" if found.get("holder") == holder else "taken"
+        return "claimed"
 
     async def release_admission(self, jti: str) -> None:
         doc_id = self._used_id(jti)

@@ -6,6 +6,7 @@ import base64
 from typing import TYPE_CHECKING
 
 from shared.adapters.clients import Clients
+from shared.domain.retention import EVENT_MESSAGE_TTL
 from shared.events import BookingEvent
 from shared.resources import QUEUE_BOOKING_EVENTS
 
@@ -19,7 +20,9 @@ class QueueEventPublisher:
 
     async def publish(self, event: BookingEvent) -> None:
         body = event.model_dump_json(by_alias=True).encode()
-        await self._queue.send_message(base64.b64encode(body).decode())
+        # An event carries contact details: it does not outlive its use on the queue (retention.py).
+        await self._queue.send_message(base64.b64encode(body).decode(),
+                                       time_to_live=int(EVENT_MESSAGE_TTL.total_seconds()))
 
 
 class ServiceBusEventPublisher:
@@ -33,6 +36,6 @@ class ServiceBusEventPublisher:
         from azure.servicebus import ServiceBusMessage
 
         message = ServiceBusMessage(event.model_dump_json(by_alias=True), message_id=event.event_id,
-                                    content_type="application/json")
+                                    content_type="application/json", time_to_live=EVENT_MESSAGE_TTL)
         async with self._client.get_queue_sender(self._queue_name) as sender:
             await sender.send_messages(message)

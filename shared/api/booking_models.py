@@ -7,12 +7,12 @@ from typing import Literal
 
 from pydantic import Field
 
-from shared.api.fields import Email, Mobile, NhsNumber
+from shared.api.fields import Email, NhsNumber, UkMobile
 from shared.api.models import ApiModel
 
 
 class ContactDetails(ApiModel):
-    mobile: Mobile | None = None
+    mobile: UkMobile | None = None
     email: Email | None = None
 
 
@@ -42,6 +42,10 @@ class RescheduleRequest(PersonProof):
     appointments: list[RequestedAppointment] = Field(min_length=1, max_length=2)
 
 
+# A booking is confirmed or cancelled; at the site each appointment moves on (docs/site-operations.md).
+BookingState = Literal["confirmed", "cancelled", "checkedIn", "vaccinated", "didNotAttend"]
+
+
 class AppointmentAnswer(ApiModel):
     dose: int
     slot_id: str
@@ -49,9 +53,10 @@ class AppointmentAnswer(ApiModel):
     start: dt.datetime
     product: str
     site_name: str | None = None
+    status: BookingState | None = None  # this appointment's own, once the site has recorded it
 
 
 class BookingAnswer(ApiModel):
     reference: str
-    status: Literal["confirmed", "cancelled"]
+    status: BookingState
     appointments: list[AppointmentAnswer]

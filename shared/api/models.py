@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
-from shared.api.fields import Email, Mobile, NhsNumber, OdsCode, PersonName, Postcode
+from shared.api.fields import Email, Mobile, NhsNumber, OdsCode, PersonName, Postcode, as_json_types
 from shared.api.problems import FieldError
 from shared.domain.eligibility import Vaccination
 from shared.domain.people import Flag
@@ -17,9 +17,16 @@ from shared.domain.register import RegisterRecord
 
 
 class ApiModel(BaseModel):
-    """Base of every body: camelCase aliases, unknown fields refused."""
+    """Base of every body: camelCase aliases, unknown fields refused, values of their JSON types."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    # A query string's model: every value arrives as text.
+    query_string: ClassVar[bool] = False
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _json_types(cls, value: Any, info: ValidationInfo) -> Any:
+        return as_json_types(cls, value, info, text_numbers=cls.query_string)
 
 
 class HealthAnswer(ApiModel):
@@ -88,6 +95,11 @@ class PolicyDocument(CampaignPolicy):
     version: int | None = None
     updated_at: dt.datetime | None = None
 
+    @field_validator("version", "updated_at", mode="before")
+    @classmethod
+    def _json_types(cls, value: Any, info: ValidationInfo) -> Any:
+        return as_json_types(cls, value, info)
+
     def policy(self) -> CampaignPolicy:
         return CampaignPolicy.model_validate(self.model_dump(exclude={"version", "updated_at"}))
 
@@ -96,3 +108,9 @@ class OptOutRequest(ApiModel):
     """POST /api/admin/sms/opt-outs: a mobile number for the STOP list."""
 
     mobile: Mobile
+
+
+class OptOutAnswer(ApiModel):
+    """201 when the number was added, 200 when it was on the list already."""
+
+    opted_out: bool

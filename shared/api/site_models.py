@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from shared.api.fields import OdsCode, Postcode, PostcodeOrDistrict
+from shared.api.fields import OdsCode, Postcode, PostcodeDistrict
 from shared.api.models import ApiModel
 from shared.domain.sites import AgeBand, Location, Session, SiteId, SiteName, SiteProduct, SiteType, unique_codes
 
@@ -21,6 +21,8 @@ MAX_SLOT_DAYS = 60
 
 class QueryModel(ApiModel):
     """A query string: an empty parameter (`?product=`, as HTML forms send it) means the parameter is absent."""
+
+    query_string: ClassVar[bool] = True
 
     @model_validator(mode="before")
     @classmethod
@@ -81,7 +83,7 @@ class SessionCancelled(ApiModel):
 
 
 class SiteSearchQuery(QueryModel):
-    postcode: PostcodeOrDistrict
+    postcode: PostcodeDistrict  # never a full postcode: the query string is in every log (docs/security.md)
     radius_km: Annotated[float, Field(gt=0, le=MAX_RADIUS_KM, allow_inf_nan=False)] = DEFAULT_RADIUS_KM
     product: SiteProduct | None = None
     limit: Annotated[int, Field(ge=1, le=MAX_SEARCH_RESULTS)] = DEFAULT_SEARCH_RESULTS
@@ -127,7 +129,7 @@ class SlotsAnswer(ApiModel):
 class StaffAssignmentRequest(ApiModel):
     """PUT /api/admin/staff/{userId}: the whole list of sites the user may act for (replaces the last one)."""
 
-    sites: Annotated[list[SiteId], Field(max_length=500)]
+    sites: Annotated[list[SiteId], Field(max_length=500, json_schema_extra={"uniqueItems": True})]
 
     @field_validator("sites")
     @classmethod

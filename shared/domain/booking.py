@@ -173,8 +173,15 @@ def _slot_problem(
 # The booking saga's statuses. A booking is written `pending` with a timestamp before any capacity is
 # taken; it becomes `confirmed` once every slot and the patient's per-dose claim are held, or `released`
 # when a step failed or the reconciliation timer finds it stuck, after its holds are given back. A
-# confirmed booking may only be `cancelled` (rescheduling changes its appointments, not its status).
+# confirmed booking may be `cancelled` (rescheduling changes its appointments, not its status).
 # Cancelled and released are final: a new booking gets a new reference.
+#
+# At the site (docs/site-operations.md) each appointment of a confirmed booking moves on by itself: staff
+# check the person in (`checkedIn`) and record the dose (`vaccinated`); an appointment neither vaccinated
+# nor cancelled when its day is over becomes `didNotAttend`. The same table governs a booking and each of
+# its appointments: a booking's status is its appointments' summary (`summary_status`), so a single-dose
+# booking simply follows its one appointment. Vaccinated and didNotAttend are final; a dose given after
+# its appointment was marked didNotAttend is recorded as a walk-in.
 
 
 class BookingStatus(StrEnum):
@@ -182,16 +189,55 @@ class BookingStatus(StrEnum):
     CONFIRMED = "confirmed"
     CANCELLED = "cancelled"
     RELEASED = "released"
+    CHECKED_IN = "checkedIn"
+    VACCINATED = "vaccinated"
+    DID_NOT_ATTEND = "didNotAttend"
 
 
 INITIAL_STATUS: Final = BookingStatus.PENDING
 
 TRANSITIONS: Final[dict[BookingStatus, frozenset[BookingStatus]]] = {
     BookingStatus.PENDING: frozenset({BookingStatus.CONFIRMED, BookingStatus.RELEASED}),
-    BookingStatus.CONFIRMED: frozenset({BookingStatus.CANCELLED}),
+    BookingStatus.CONFIRMED: frozenset({BookingStatus.CANCELLED, BookingStatus.CHECKED_IN, BookingStatus.VACCINATED,
+                                        BookingStatus.DID_NOT_ATTEND}),
+    # Checked in: here today. Either the dose is given or, at the end of the day, it was not; a person who
+    # has arrived is not cancelled by a citizen's cancel or a session move.
+    BookingStatus.CHECKED_IN: frozenset({BookingStatus.VACCINATED, BookingStatus.DID_NOT_ATTEND}),
     BookingStatus.CANCELLED: frozenset(),
     BookingStatus.RELEASED: frozenset(),
+    BookingStatus.VACCINATED: frozenset(),
+    BookingStatus.DID_NOT_ATTEND: frozenset(),
 }
+
+# Appointments still to happen: they hold their slot place and their dose claim, and they are what a
+# cancel cancels, a move moves and the did-not-attend timer looks at.
+OPEN_STATUSES: Final = frozenset({BookingStatus.CONFIRMED, BookingStatus.CHECKED_IN})
+# What the site recorded: the appointment is history and keeps its place in the slot's count.
+ATTENDANCE_STATUSES: Final = frozenset({BookingStatus.VACCINATED, BookingStatus.DID_NOT_ATTEND})
+
+
+def is_open(status: BookingStatus) -> bool:
+    return status in OPEN_STATUSES
+
+
+def summary_status(appointments: Sequence[BookingStatus]) -> BookingStatus:
+    """A confirmed booking's status from its appointments' statuses, given in dose order.
+
+    While an appointment is still to happen, the earliest such one speaks for the booking (`confirmed`,
+    or `checkedIn` on its day). Once none is, a missed appointment is what the person needs to hear
+    about (`didNotAttend`), then a dose given (`vaccinated`), else the booking was `cancelled`.
+    """
+    if not appointments:
+        raise ValueError("a booking has at least one appointment")
+    for status in appointments:
+        if status in OPEN_STATUSES:
+            return status
+    for settled in (BookingStatus.DID_NOT_ATTEND, BookingStatus.VACCINATED):
+        if settled in appointments:
+            return settled
+    if all(status == BookingStatus.CANCELLED for status in appointments):
+        return BookingStatus.CANCELLED
+    raise ValueError(f"no summary for appointments {[str(s) for s in appointments]}")
 
 
 class TransitionOutcome(StrEnum):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Final, Literal, Self
+from typing import Annotated, Any, Final, Literal, Self
+from zoneinfo import ZoneInfo
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PlainSerializer, PlainValidator, WithJsonSchema, field_validator, model_validator
 
 from shared.domain.people import Flag, age_on, jcvi_cohort
 from shared.domain.policy import CampaignPolicy, DomainModel
@@ -52,12 +53,66 @@ IntervalProblem = Literal["INTERVAL_TOO_SHORT", "INTERVAL_TOO_LONG"]
 DoseNumber = Annotated[int, Field(strict=True, ge=1, le=20)]
 
 
+_LONDON: Final = ZoneInfo("Europe/London")
+_DATE_ONLY_LENGTH: Final = len("2021-03-01")
+
+
+def _date_or_time(value: Any) -> date | datetime:
+    # "2021-03-01" is a date; anything longer must be a full time with its offset. (Left to pydantic, a date
+    # string would become midnight UTC, and a time of day for a date field is refused outright.)
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, date):
+        return value
+    elif isinstance(value, str) and len(value.strip()) == _DATE_ONLY_LENGTH:
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError("not a valid date") from None
+    elif isinstance(value, str) and len(value) <= 40:
+        try:
+            parsed = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError("not an ISO 8601 time with offset nor a date") from None
+    else:
+        raise ValueError("an ISO 8601 time with offset, or a date")
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise ValueError("a time needs its offset (or give the date alone)")
+    return parsed
+
+
+def _iso(value: date | datetime) -> str:
+    return value.isoformat()
+
+
+# An ISO 8601 time with its offset, or a date alone (the brief accepts both); kept as given.
+AdministeredAt = Annotated[
+    date | datetime, PlainValidator(_date_or_time), PlainSerializer(_iso, return_type=str),
+    WithJsonSchema({"type": "string", "description": "an ISO 8601 time with offset, or a date (YYYY-MM-DD)",
+                    "pattern": r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$"}),
+]
+
+
+def london_day(value: date | datetime) -> date:
+    """The Europe/London calendar date of a date or an aware time: what the rules count days with."""
+    return value.astimezone(_LONDON).date() if isinstance(value, datetime) else value
+
+
 class Vaccination(DomainModel):
-    """One dose on a person's record. `administered_at` is the Europe/London calendar date."""
+    """One dose on a person's record.
+
+    `administered_at` is a date or an aware time, as the source gave it; the rules use its Europe/London
+    date (`administered_on`) and the time is kept. `vaccination_id` is set on doses this service recorded.
+    """
 
     product: Annotated[str, Field(min_length=1, max_length=40)]
     dose: DoseNumber
-    administered_at: date
+    administered_at: AdministeredAt
+    vaccination_id: str | None = None
+
+    @property
+    def administered_on(self) -> date:
+        return london_day(self.administered_at)
 
     @field_validator("product")
     @classmethod
@@ -136,7 +191,7 @@ def next_dose(vaccinations: Iterable[Vaccination], policy: CampaignPolicy, today
     if not history:
         return NextDose(1, "primary", today, today, None)
     given = max(v.dose for v in history)
-    last_given = max(v.administered_at for v in history)
+    last_given = max(v.administered_on for v in history)
     course = policy.primary_course
     if given < course.doses:
         required = _course_product(history) if course.same_product else None
@@ -154,7 +209,7 @@ def _course_product(history: tuple[Vaccination, ...]) -> str:
     # The course product is dose 1's; without a dose 1 record (given abroad, say) the latest dose's.
     first_doses = [v for v in history if v.dose == 1]
     candidates = first_doses or list(history)
-    return max(candidates, key=lambda v: (v.administered_at, v.dose)).product
+    return max(candidates, key=lambda v: (v.administered_on, v.dose)).product
 
 
 def allowed_products(dose: NextDose, age: int, policy: CampaignPolicy) -> tuple[str, ...]:

@@ -17,18 +17,25 @@ from shared.domain.sites import LONDON
 
 Channel = Literal["sms", "email"]
 # What a message tells the person. A reschedule is a "change": it confirms the new time they chose.
-MessageKind = Literal["confirmation", "change", "cancellation", "reminder"]
-BookingEventType = Literal["BookingConfirmed", "BookingCancelled", "BookingRescheduled"]
+# An invitation is a GP practice's (shared/domain/invitations.py renders its text).
+MessageKind = Literal["confirmation", "change", "cancellation", "reminder", "didNotAttend", "invitation",
+                      "givenElsewhere"]
+BookingEventType = Literal["BookingConfirmed", "BookingCancelled", "BookingRescheduled", "BookingDidNotAttend",
+                           "VaccinationRecorded", "BookingDoseGivenElsewhere"]
 
 _KIND_OF_EVENT: dict[str, MessageKind] = {
     "BookingConfirmed": "confirmation",
     "BookingRescheduled": "change",
     "BookingCancelled": "cancellation",
+    "BookingDidNotAttend": "didNotAttend",
+    # The register (NIMS) shows the dose given elsewhere: the appointment for it is cancelled (docs/nims.md).
+    "BookingDoseGivenElsewhere": "givenElsewhere",
 }
 
 
-def kind_of(event_type: BookingEventType) -> MessageKind:
-    return _KIND_OF_EVENT[event_type]
+def kind_of(event_type: BookingEventType) -> MessageKind | None:
+    """The message a booking event owes the person; None for events nobody is texted about (a dose recorded)."""
+    return _KIND_OF_EVENT.get(event_type)
 
 
 # --- What a message says -------------------------------------------------------------------------
@@ -103,6 +110,19 @@ def _paragraphs(message: Message, site_url: str) -> tuple[str, list[str]]:
         return "Your vaccination appointment is cancelled", [
             "Your vaccination appointment is cancelled:", *visits, reference,
             f"To book again, go to {site_url.rstrip('/')}."]
+    if message.kind == "didNotAttend":
+        later = [_visit_line(v) for v in _in_order(message.previous)]
+        return "You missed your vaccination appointment", [
+            "Our records show you were not vaccinated at your appointment:", *visits,
+            *(["Your later appointment is cancelled too:", *later] if later else []), reference,
+            f"You can still be vaccinated. To book again, go to {site_url.rstrip('/')}."]
+    if message.kind == "givenElsewhere":
+        later = [_visit_line(v) for v in _in_order(message.previous)]
+        return "You have already had this vaccination", [
+            "Our records show you have had this dose of your vaccination, so this appointment is cancelled:",
+            *visits, *(["Your later appointment no longer fits your vaccination record and is cancelled too:",
+                        *later] if later else []), reference,
+            f"If this is wrong, or to book your next dose, go to {site_url.rstrip('/')}."]
     return "Reminder: your vaccination appointment", [
         "Reminder: you have a vaccination appointment.", *visits, reference,
         f"If you cannot come, go to {manage_url(site_url)} and enter your booking reference to cancel or change it."]
@@ -123,8 +143,41 @@ def email_content(message: Message, site_url: str) -> EmailContent:
 
 
 def opt_out_applies(kind: MessageKind) -> bool:
-    """A person who replied STOP still gets the confirmation they just asked for (a booking or a new time)."""
-    return kind not in ("confirmation", "change")
+    """STOP silences every text but one: the confirmation of a booking the person has just made.
+
+    A change, a cancellation or a reminder is not sent to a number on the STOP list: those are the
+    texts a stranger could make the platform send to someone else's number again and again (book it
+    as the contact, move, cancel, rebook).
+    """
+    return kind != "confirmation"
+
+
+# --- Limits on texts --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TextLimits:
+    """How many texts one booking, one person and one number may be sent in a day (Europe/London).
+
+    A day's worth for a household: a couple booking two doses each with reminders, and a change or a
+    cancellation, stays well inside; a loop of book, cancel, rebook against someone's number does not.
+    """
+
+    per_booking: int = 6
+    per_person: int = 10
+    per_recipient: int = 10
+
+
+def text_counters(limits: TextLimits, now: dt.datetime, reference: str, mobile: str,
+                  person: str | None = None) -> list[tuple[str, int]]:
+    """The daily counters one text counts against, each with its limit: the booking, the person (when
+    known, as a pseudonym) and the number. Counter names hold the number: stores key them by a hash."""
+    day = now.astimezone(LONDON).date().isoformat()
+    counters = [(f"booking|{reference}|{day}", limits.per_booking)]
+    if person:
+        counters.append((f"person|{person}|{day}", limits.per_person))
+    counters.append((f"to|{mobile}|{day}", limits.per_recipient))
+    return counters
 
 
 # --- Reminders ---------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Final, Self, TypeVar
 from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
 
 from shared.domain.policy import DomainModel, ProductCode
 from shared.domain.postcodes import normalise_postcode
@@ -34,11 +34,15 @@ MAX_AGE: Final = 130
 
 
 def _upper_code(value: Any) -> Any:
-    # Non-strings pass through untouched so that strict validation reports them.
-    return value.strip().upper() if isinstance(value, str) else value
+    # Non-strings pass through untouched so that strict validation reports them; so do non-ASCII ones,
+    # which upper-casing could turn into letters ("ß" is "SS").
+    return value.strip().upper() if isinstance(value, str) and value.isascii() else value
 
 
-SiteProduct = Annotated[ProductCode, BeforeValidator(_upper_code)]
+# What the OpenAPI document says a product code in a request may be: any case, surrounding spaces.
+_SPACE = r"[\t-\r\x1c-\x20]*"
+SiteProduct = Annotated[ProductCode, BeforeValidator(_upper_code), WithJsonSchema(
+    {"type": "string", "pattern": f"^{_SPACE}[A-Za-z][A-Za-z0-9_]{{0,39}}{_SPACE}$"})]
 # Site ids go into slot and session ids and URLs: letters, digits, '-' and '_' only, never '.', which
 # separates the parts of a slot id.
 SiteId = Annotated[str, Field(strict=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
@@ -115,6 +119,11 @@ class Site(DomainModel):
 
     def offers(self, product: str) -> bool:
         return product in self.products
+
+    @property
+    def in_national_search(self) -> bool:
+        """A GP practice's clinics are booked only through its own invitations, never found nationally."""
+        return self.type != SiteType.GP_PRACTICE
 
     def serves_age(self, age: int) -> bool:
         """Whether any of the site's age bands admits a person of this age."""

@@ -9,7 +9,9 @@ NATIONAL_ADMIN: Final = "NationalAdmin"
 SITE_MANAGER: Final = "SiteManager"
 SITE_STAFF: Final = "SiteStaff"
 GP_PRACTICE: Final = "GpPractice"
-STAFF_ROLES: Final = frozenset({NATIONAL_ADMIN, SITE_MANAGER, SITE_STAFF, GP_PRACTICE})
+# A contact-centre agent who books for people by phone (POST /api/admin/bookings), at any site.
+BOOKING_AGENT: Final = "BookingAgent"
+STAFF_ROLES: Final = frozenset({NATIONAL_ADMIN, SITE_MANAGER, SITE_STAFF, GP_PRACTICE, BOOKING_AGENT})
 
 
 @dataclass(frozen=True)

@@ -4,22 +4,29 @@ from __future__ import annotations
 
 import base64
 import binascii
-import bisect
 import datetime as dt
 import enum
 import hashlib
 import hmac
 import json
 import math
+import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 from typing import Any, Final
+
+from shared.domain.queue_positions import (
+    SHARE_WINDOW,
+    JoinSource,
+    OwnJoins,
+    QueueIndex,
+    queue_index,
+    unread_joins_before,
+)
 
 # A ticket nobody has asked about for this long stops holding its place (judged when admission reaches it).
 LAPSE_AFTER = dt.timedelta(minutes=5)
-# Join order is cut into buckets of this many seconds of join time: the unit of the position
-# histogram and of the lapsed-set archive.
+# Join order is cut into buckets of this many seconds of join time: the unit of the lapsed-set archive.
 BUCKET_SECONDS = 10
 # Polls are reported for the tickets admission will reach within this many minutes at the current
 # rate; twice the lapse time so that a raised rate does not outrun what instances report.
@@ -30,6 +37,12 @@ MAX_CATCH_UP = dt.timedelta(seconds=60)
 # Allowance for instances' cached view of the reporting limit and for reports still to be written.
 WATCH_MARGIN = dt.timedelta(seconds=30)
 WINDOW_STEP = dt.timedelta(seconds=15)
+# The admission timer's period (functions/waiting_room.py runs it every two seconds); the state
+# records the one measured, and this stands until it has.
+TICK = dt.timedelta(seconds=2)
+# An instance moves positions on by the admissions due since the state it holds, for at most this
+# long (a timer that stopped does not admit, so positions must not run on for ever either).
+MAX_EXTRAPOLATION = dt.timedelta(seconds=10)
 
 _MICROS = 1_000_000
 # (published at, report polls up to this sequence number; None: all), oldest first.
@@ -80,7 +93,9 @@ class SequenceSource:
 @dataclass(frozen=True)
 class RoomSettings:
     """What NationalAdmin controls. Off by default; `opened_at` is the sequence number at the moment
-    the room was last switched on: everybody who joined before it is admitted."""
+    the room was last switched on. It is also the room's epoch: tickets and admission tokens carry the
+    epoch they were issued in, and while the room is on only those of its current opening stand
+    (`of_this_opening`); a ticket from before it must join again, behind everyone already queueing."""
 
     enabled: bool = False
     admit_per_minute: int = 600
@@ -102,13 +117,15 @@ class RoomState:
 
     `frontier`: every ticket with a sequence number up to it is admitted, except the lapsed ones.
     `lapsed_here`: the lapsed tickets in the frontier's own bucket (earlier buckets are archived).
-    `ahead`: (bucket, tickets waiting) after the frontier, in bucket order, for positions.
+    `index`: the waiting tickets after the frontier that the timer has read, for positions.
+    `sources`: how far the timer has read each instance's joins, for those not in the index yet.
     `report_until`: instances report polls of waiting tickets up to this sequence number.
     """
 
     frontier: int = 0
     lapsed_here: frozenset[int] = frozenset()
-    ahead: tuple[tuple[int, int], ...] = ()
+    index: QueueIndex = field(default_factory=QueueIndex)
+    sources: tuple[JoinSource, ...] = ()
     report_until: int | None = None
     # The reporting limits published over the last few minutes, for lapse judgements.
     windows: Windows = ()
@@ -118,41 +135,18 @@ class RoomState:
     lapsed: int = 0
     credit: float = 0.0
     ticked_at: dt.datetime | None = None
+    # The measured time between the timer's last two ticks.
+    tick_seconds: float = TICK.total_seconds()
+    # The join time the sources' shares of arrivals were counted over, and the queue's latency from a
+    # join to its record (median): what was read at `ticked_at` holds most joins up to that long before.
+    share_seconds: float = SHARE_WINDOW.total_seconds()
+    join_lag_seconds: float = 0.0
     # The write time of the oldest join record that may hold a ticket still waiting.
     ledger_from: dt.datetime | None = None
 
     @property
     def waiting(self) -> int:
-        return sum(count for _, count in self.ahead)
-
-    @cached_property
-    def _cumulative(self) -> tuple[list[int], list[int]]:
-        buckets = [bucket for bucket, _ in self.ahead]
-        totals, running = [], 0
-        for _, count in self.ahead:
-            running += count
-            totals.append(running)
-        return buckets, totals
-
-    def waiting_before(self, seq: int, floor: int = 0) -> float:
-        """How many known waiting tickets joined before `seq` and after `floor`.
-
-        Within a bucket joins are taken as evenly spread: the histogram is all an instance holds.
-        """
-        return max(0.0, self._count_below(seq) - self._count_below(floor + 1))
-
-    def _count_below(self, seq: int) -> float:
-        buckets, totals = self._cumulative
-        target = bucket_of(seq)
-        index = bisect.bisect_left(buckets, target)
-        before = float(totals[index - 1]) if index else 0.0
-        if index < len(buckets) and buckets[index] == target:
-            count = totals[index] - (totals[index - 1] if index else 0)
-            start = max(bucket_start(target), self.frontier + 1) if bucket_of(self.frontier) == target \
-                else bucket_start(target)
-            span = bucket_start(target + 1) - start
-            before += count * min(1.0, max(0.0, (seq - start) / span)) if span > 0 else 0.0
-        return before
+        return self.index.count
 
 
 def admission_floor(settings: RoomSettings, state: RoomState) -> int:
@@ -190,7 +184,38 @@ def lapsed_bucket_needed(seq: int, settings: RoomSettings, state: RoomState) -> 
     return bucket if bucket < bucket_of(state.frontier) else None
 
 
-def standing(seq: int, settings: RoomSettings, state: RoomState, archived_lapsed: Collection[int] = ()) -> Standing:
+def admitted_since(settings: RoomSettings, state: RoomState, now: dt.datetime | None) -> float:
+    """Admissions the timer has most likely made since the state an instance holds.
+
+    The timer admits in steps, one per tick, so people ahead fall in steps of a tick's admissions.
+    Counting half a tick late keeps the error within half a tick's admissions either way.
+    """
+    if now is None or not settings.enabled:
+        return 0.0
+    since = max((t for t in (state.ticked_at, moment_of(settings.opened_at)) if t), default=None)
+    if since is None:
+        return 0.0
+    age = min(now - since, MAX_EXTRAPOLATION).total_seconds() - state.tick_seconds / 2
+    return max(0.0, age) * settings.admit_per_minute / 60
+
+
+def people_ahead(seq: int, settings: RoomSettings, state: RoomState, now: dt.datetime | None = None,
+                 own: OwnJoins | None = None) -> float:
+    """The people still there ahead of a waiting ticket: those in the index (counted with a
+    bisection), the joins the timer has not read yet (this instance's own exactly, the others'
+    estimated), discounted by the share of passed tickets that were still there, less what the timer
+    has most likely admitted since the state was written."""
+    floor = admission_floor(settings, state)
+    if seq <= floor:
+        return 0.0
+    known = max(0.0, state.index.below(seq) - state.index.below(floor + 1))
+    read_to = seq_at(state.ticked_at - dt.timedelta(seconds=state.join_lag_seconds)) if state.ticked_at else 0
+    unread = unread_joins_before(seq, floor, state.sources, own, state.share_seconds, read_to)
+    return max(0.0, (known + unread) * state.live_ratio - admitted_since(settings, state, now))
+
+
+def standing(seq: int, settings: RoomSettings, state: RoomState, archived_lapsed: Collection[int] = (),
+             now: dt.datetime | None = None, own: OwnJoins | None = None) -> Standing:
     """Admitted, lapsed, or waiting with a position and an estimate from the admission rate."""
     if not settings.enabled or seq <= settings.opened_at:
         return ADMITTED
@@ -198,8 +223,7 @@ def standing(seq: int, settings: RoomSettings, state: RoomState, archived_lapsed
         in_frontier_bucket = bucket_of(seq) == bucket_of(state.frontier)
         lapsed = seq in state.lapsed_here if in_frontier_bucket else seq in archived_lapsed
         return LAPSED if lapsed else ADMITTED
-    ahead = state.waiting_before(seq, admission_floor(settings, state)) * state.live_ratio
-    position = 1 + round(ahead)
+    position = 1 + round(people_ahead(seq, settings, state, now, own))
     return Standing(admitted=False, position=position,
                     estimated_wait_seconds=estimate_wait_seconds(position, settings.admit_per_minute))
 
@@ -304,18 +328,6 @@ def advance(frontier: int, waiting: Sequence[int], due: float, last_polled: Mapp
     return Progress(frontier=frontier, admitted=admitted, lapsed=tuple(lapsed), consumed=index, credit=credit)
 
 
-def histogram(waiting: Sequence[int]) -> tuple[tuple[int, int], ...]:
-    """(bucket, count) of ascending sequence numbers, counted with one bisection per bucket."""
-    result: list[tuple[int, int]] = []
-    index = 0
-    while index < len(waiting):
-        bucket = bucket_of(waiting[index])
-        end = bisect.bisect_left(waiting, bucket_start(bucket + 1), lo=index)
-        result.append((bucket, end - index))
-        index = end
-    return tuple(result)
-
-
 def report_until(waiting: Sequence[int], admit_per_minute: int, live_ratio: float) -> int | None:
     """The sequence number admission should reach within REPORT_WINDOW_MINUTES at the current rate;
     None when it will reach everybody known by then, so that newcomers are reported too."""
@@ -340,8 +352,9 @@ def lapsed_by_bucket(seqs: Iterable[int]) -> dict[int, frozenset[int]]:
 
 
 def after_tick(state: RoomState, progress: Progress, remaining: Sequence[int], settings: RoomSettings,
-               now: dt.datetime, joined: int, implicitly_admitted: int,
-               ledger_from: dt.datetime | None) -> tuple[RoomState, dict[int, frozenset[int]]]:
+               now: dt.datetime, joined: int, implicitly_admitted: int, ledger_from: dt.datetime | None,
+               sources: tuple[JoinSource, ...] = (), share_seconds: float | None = None,
+               join_lag_seconds: float | None = None) -> tuple[RoomState, dict[int, frozenset[int]]]:
     """The next state, and the lapsed sets of buckets the frontier has now left (to archive first)."""
     lapsed_here: set[int] = set(state.lapsed_here)
     lapsed_here.update(progress.lapsed)
@@ -354,7 +367,10 @@ def after_tick(state: RoomState, progress: Progress, remaining: Sequence[int], s
         state,
         frontier=progress.frontier,
         lapsed_here=grouped.get(current, frozenset()),
-        ahead=histogram(remaining),
+        index=queue_index(remaining),
+        sources=sources,
+        share_seconds=state.share_seconds if share_seconds is None else share_seconds,
+        join_lag_seconds=state.join_lag_seconds if join_lag_seconds is None else join_lag_seconds,
         report_until=until,
         windows=next_windows(state.windows, now, until),
         live_ratio=ratio,
@@ -363,21 +379,43 @@ def after_tick(state: RoomState, progress: Progress, remaining: Sequence[int], s
         lapsed=state.lapsed + len(progress.lapsed),
         credit=progress.credit,
         ticked_at=now,
+        tick_seconds=tick_seconds(state.ticked_at, now, state.tick_seconds),
         ledger_from=ledger_from,
     )
     return next_state, archive
 
 
+def tick_seconds(previous: dt.datetime | None, now: dt.datetime, before: float) -> float:
+    """The timer's period as measured at this tick (a long pause or a first tick keeps the last one)."""
+    if previous is None:
+        return before
+    measured = (now - previous).total_seconds()
+    return measured if 0 < measured <= MAX_EXTRAPOLATION.total_seconds() else before
+
+
 # --- The join message -------------------------------------------------------------------------
 
 
-def join_message(seqs: Sequence[int]) -> str:
-    """The queue message one instance sends for a batch of joins."""
-    return json.dumps({"v": 1, "seqs": list(seqs)}, separators=(",", ":"))
+@dataclass(frozen=True)
+class JoinBatch:
+    """One join message: the sequence numbers, the instance that sent it and its number there."""
+
+    seqs: tuple[int, ...]
+    source: str | None = None
+    number: int | None = None
 
 
-def read_join_message(body: bytes | str) -> tuple[int, ...]:
-    """The sequence numbers in a join message; ValueError when it is not one."""
+def join_message(seqs: Sequence[int], source: str | None = None, number: int | None = None) -> str:
+    """The queue message one instance sends for a batch of joins (its `number`-th message)."""
+    body: dict[str, Any] = {"v": 1, "seqs": list(seqs)}
+    if source is not None and number is not None:
+        body.update(src=source, n=number)
+    return json.dumps(body, separators=(",", ":"))
+
+
+def read_join_batch(body: bytes | str) -> JoinBatch:
+    """The join message's contents; ValueError when it is not one. A sender's name or message number
+    that does not parse is ignored (the joins still count, only not as that instance's)."""
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
@@ -385,12 +423,25 @@ def read_join_message(body: bytes | str) -> tuple[int, ...]:
     seqs = data.get("seqs") if isinstance(data, dict) and data.get("v") == 1 else None
     if not isinstance(seqs, list) or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in seqs):
         raise ValueError("not a join message")
-    return tuple(seqs)
+    source, number = data.get("src"), data.get("n")
+    if (isinstance(source, str) and _SOURCE_ID.fullmatch(source) and isinstance(number, int)
+            and not isinstance(number, bool) and number > 0):
+        return JoinBatch(tuple(seqs), source, number)
+    return JoinBatch(tuple(seqs))
 
 
-def batch_id(seqs: Sequence[int]) -> str:
+def read_join_message(body: bytes | str) -> tuple[int, ...]:
+    """The sequence numbers in a join message; ValueError when it is not one."""
+    return read_join_batch(body).seqs
+
+
+_SOURCE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def batch_id(seqs: Sequence[int], source: str | None = None) -> str:
     """A join record's id from its content, so a message delivered twice is recorded once."""
-    digest = hashlib.sha256(",".join(map(str, sorted(seqs))).encode()).hexdigest()
+    content = ",".join(map(str, sorted(seqs)))
+    digest = hashlib.sha256((f"{source}:{content}" if source else content).encode()).hexdigest()
     return digest[:32]
 
 
@@ -415,10 +466,13 @@ class ClaimRefusedError(Exception):
 
 @dataclass(frozen=True)
 class TicketClaims:
+    """`epoch`: the opening of the room the ticket was issued in (its `opened_at`; 0 while it was off)."""
+
     ticket_id: str
     seq: int
     issued_at: dt.datetime
     expires_at: dt.datetime
+    epoch: int = 0
 
 
 @dataclass(frozen=True)
@@ -430,6 +484,22 @@ class AdmissionClaims:
     seq: int
     issued_at: dt.datetime
     expires_at: dt.datetime
+    epoch: int = 0
+
+
+def room_epoch(settings: RoomSettings) -> int:
+    """The opening of the room a ticket or token issued now belongs to: 0 while the room is off."""
+    return settings.opened_at if settings.enabled else 0
+
+
+def of_this_opening(epoch: int, settings: RoomSettings) -> bool:
+    """Whether a ticket or token of `epoch` may stand in the room as it is now.
+
+    While the room is on only those issued since it last opened do: a ticket taken while it was off
+    (admitted at once, and valid for hours) or during an earlier opening would otherwise be admitted
+    the moment the room opens, ahead of everyone queueing, and could be stockpiled beforehand.
+    """
+    return not settings.enabled or epoch == settings.opened_at
 
 
 TICKET_PREFIX = "wrt1"
@@ -496,10 +566,12 @@ class ClaimSigner:
         return claims
 
     def ticket(self, claims: TicketClaims) -> str:
-        return self._seal(TICKET_PREFIX, "tid", claims.ticket_id, claims.seq, claims.issued_at, claims.expires_at)
+        return self._seal(TICKET_PREFIX, "tid", claims.ticket_id, claims.seq, claims.issued_at, claims.expires_at,
+                          claims.epoch)
 
     def admission(self, claims: AdmissionClaims) -> str:
-        return self._seal(ADMISSION_PREFIX, "jti", claims.jti, claims.seq, claims.issued_at, claims.expires_at)
+        return self._seal(ADMISSION_PREFIX, "jti", claims.jti, claims.seq, claims.issued_at, claims.expires_at,
+                          claims.epoch)
 
     def open_ticket(self, value: str | None, now: dt.datetime) -> TicketClaims:
         return TicketClaims(*self._unseal(TICKET_PREFIX, "tid", value, now))
@@ -508,17 +580,22 @@ class ClaimSigner:
         return AdmissionClaims(*self._unseal(ADMISSION_PREFIX, "jti", value, now))
 
     def _seal(self, prefix: str, id_claim: str, ident: str, seq: int, issued_at: dt.datetime,
-              expires_at: dt.datetime) -> str:
-        # Tickets and admission tokens share one shape: an id, the join sequence and a lifetime.
-        return self._sign(prefix, {id_claim: ident, "seq": seq, "iat": _epoch(issued_at), "exp": _epoch(expires_at)})
+              expires_at: dt.datetime, epoch: int) -> str:
+        # Tickets and admission tokens share one shape: an id, the join sequence, a lifetime and the
+        # opening of the room they belong to.
+        return self._sign(prefix, {id_claim: ident, "seq": seq, "iat": _epoch(issued_at), "exp": _epoch(expires_at),
+                                   "ep": epoch})
 
     def _unseal(self, prefix: str, id_claim: str, value: str | None,
-                now: dt.datetime) -> tuple[str, int, dt.datetime, dt.datetime]:
-        """(id, seq, issued at, expires at) of a value this signer made, still in date; refused otherwise."""
+                now: dt.datetime) -> tuple[str, int, dt.datetime, dt.datetime, int]:
+        """(id, seq, issued at, expires at, epoch) of a value this signer made, still in date; refused otherwise.
+
+        A value without an epoch (issued before epochs existed) belongs to no opening: 0.
+        """
         raw = self._open(prefix, value)
         try:
             claims = (_text(raw.get(id_claim)), _positive(raw.get("seq")), _from_epoch(raw.get("iat")),
-                      _from_epoch(raw.get("exp")))
+                      _from_epoch(raw.get("exp")), _not_negative(raw.get("ep", 0)))
         except ValueError:
             raise ClaimRefusedError(Refusal.MALFORMED) from None
         if now >= claims[3]:
@@ -534,6 +611,12 @@ def _text(value: object) -> str:
 def _positive(value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise ValueError("not a sequence number")
+    return value
+
+
+def _not_negative(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError("not an epoch")
     return value
 
 

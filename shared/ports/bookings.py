@@ -101,7 +101,7 @@ class SiteAppointmentBook(Protocol):
     """The booking documents as a site's day list reads them."""
 
     async def day_list(self, site_id: str, day: dt.date) -> list[DayListItem]:
-        """The site's confirmed appointments on that London date."""
+        """The site's appointments on that London date: confirmed, checked in, vaccinated or missed."""
         ...
 
     async def get(self, reference: str, home_site_id: str) -> StoredBooking | None: ...

@@ -67,6 +67,17 @@ class OptOutStore(Protocol):
         ...
 
 
+class TextCounters(Protocol):
+    """Counts of texts sent per booking, person and number in a day, shared by every instance."""
+
+    async def take(self, counter: str, limit: int) -> bool:
+        """Count one text against `counter`, atomically; False (and nothing counted) once `limit` are.
+
+        `counter` names a number or a person: a store keys it by a keyed hash, never as written.
+        """
+        ...
+
+
 @dataclass(frozen=True)
 class ListedAppointment:
     """An appointment as the bookings container lists it for day lists and reminders."""

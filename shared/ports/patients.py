@@ -17,16 +17,38 @@ class PatientLookup:
     record: RegisterRecord | None  # None: no such person on the register
     booked_doses: frozenset[int] = frozenset()
     failures: MatchFailures | None = None
+    # The version of the failed-match record this read saw (0: none yet); writes are conditional on it.
+    failures_version: int = 0
 
 
-class PatientStore(Protocol):
+class MatchLedger(Protocol):
+    """Failed date-of-birth matches per NHS number, counted atomically (docs/security.md, finding 1).
+
+    Both writes are compare-and-set on the version a lookup read, so parallel guesses are each
+    counted once, a stale writer never overwrites a newer record (nor clears its lock), and a
+    correct guess is ordered among the wrong ones instead of slipping in before they are counted.
+    """
+
+    async def count_failed_match(self, nhs_number: str, seen_version: int, failures: MatchFailures) -> bool:
+        """Store `failures` (the record after one more failure) only if the record is still at `seen_version`.
+
+        An unknown number gets a small document of its own, created, never upserted over a person imported
+        meanwhile. False when anything changed since the read: read again and decide again.
+        """
+        ...
+
+    async def confirm_match(self, nhs_number: str, seen_version: int, now: dt.datetime) -> bool:
+        """A successful match counts only if no failure was recorded since the read (still at `seen_version`).
+
+        False when one was: read again (the number may be locked by now).
+        """
+        ...
+
+
+class PatientStore(MatchLedger, Protocol):
     """The national register's patient documents (Cosmos `patients`, one partition per person)."""
 
     async def lookup(self, nhs_number: str) -> PatientLookup: ...
-
-    async def save_match_failures(self, nhs_number: str, failures: MatchFailures) -> None:
-        """Keep the failed-match record, for a known person or an unknown number alike."""
-        ...
 
     async def upsert_register_record(self, record: RegisterRecord, now: dt.datetime) -> None:
         """Create or replace the register part of a person's document, keeping their bookings."""
@@ -62,7 +84,7 @@ class PatientBookingView:
     references: dict[str, str]  # every booking reference the person held -> its home site
 
 
-class PatientClaims(Protocol):
+class PatientClaims(MatchLedger, Protocol):
     """The per-dose markers on the person's document: "one active booking per dose"."""
 
     async def booking_view(self, nhs_number: str) -> PatientBookingView: ...
@@ -78,5 +100,3 @@ class PatientClaims(Protocol):
     async def release_doses(self, nhs_number: str, doses: list[int], reference: str) -> None:
         """Remove the markers that this reference holds; others' markers are left alone."""
         ...
-
-    async def save_match_failures(self, nhs_number: str, failures: MatchFailures) -> None: ...

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 from shared.domain.waiting_room import RoomSettings, RoomState
 
@@ -21,6 +21,10 @@ class StoredRoomState:
     etag: str | None = None
 
 
+# claimed: this call took the admission; reclaimed: the same holder had taken it (a retry); taken: someone else has.
+ClaimOutcome = Literal["claimed", "reclaimed", "taken"]
+
+
 @dataclass(frozen=True)
 class JournalEntry:
     """One write-once record of the waiting-room journal: a batch of joins, or of polls reported."""
@@ -28,6 +32,9 @@ class JournalEntry:
     id: str
     written_at: dt.datetime
     seqs: tuple[int, ...]
+    # For a join record: the instance that sent the message, and the message's number there.
+    source: str | None = None
+    number: int | None = None
 
 
 class WaitingRoomStore(Protocol):
@@ -49,8 +56,10 @@ class WaitingRoomStore(Protocol):
 
     async def save_lapsed(self, lapsed: dict[int, frozenset[int]]) -> None: ...
 
-    async def record_joins(self, seqs: tuple[int, ...], now: dt.datetime) -> None:
-        """Idempotent: the same batch recorded twice is one record."""
+    async def record_joins(self, seqs: tuple[int, ...], now: dt.datetime, source: str | None = None,
+                           number: int | None = None) -> None:
+        """Idempotent: the same batch recorded twice is one record. `source` and `number` name the
+        message's sender and its number there (the timer's account of what it has read)."""
         ...
 
     async def joins_since(self, since: dt.datetime, until: dt.datetime, after_seq: int) -> list[JournalEntry]:
@@ -61,8 +70,9 @@ class WaitingRoomStore(Protocol):
 
     async def polls_since(self, since: dt.datetime, until: dt.datetime) -> list[JournalEntry]: ...
 
-    async def claim_admission(self, jti: str, keep: dt.timedelta) -> bool:
-        """True the first time an admission is claimed, False for `keep` after (one conditional create)."""
+    async def claim_admission(self, jti: str, keep: dt.timedelta, holder: str | None = None) -> ClaimOutcome:
+        """One conditional create: "claimed" the first time, then for `keep` "reclaimed" when `holder`
+        (not None) is the one that claimed it and "taken" otherwise."""
         ...
 
     async def release_admission(self, jti: str) -> None: ...
@@ -77,12 +87,17 @@ class JoinPublisher(Protocol):
 class AdmissionGate(Protocol):
     """What booking asks of the waiting room (implemented by WaitingRoomService)."""
 
-    async def required(self) -> bool:
-        """Whether the waiting room is on, so that booking needs an admission token."""
+    async def check(self, token: str | None, now: dt.datetime) -> bool:
+        """Whether the waiting room is on, so that booking needs an admission; if so, raises
+        AdmissionRequiredError unless the token is valid, in date and of the room's current opening.
+        No store request: booking calls it before it reads anything."""
         ...
 
-    async def consume(self, token: str | None, now: dt.datetime) -> None:
-        """Use the admission once; raises AdmissionRequiredError if missing, invalid, expired or used."""
+    async def consume(self, token: str | None, now: dt.datetime, holder: str | None = None) -> bool:
+        """Use the admission once; raises AdmissionRequiredError if missing, invalid, expired or used.
+
+        A retry of the request `holder` names may use it again: False then (it was not newly claimed).
+        """
         ...
 
     async def release(self, token: str, now: dt.datetime) -> None:

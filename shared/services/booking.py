@@ -18,8 +18,10 @@ import logging
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from shared.domain.audit import AuditAction, audit_entry
 from shared.domain.booking import (
     INITIAL_STATUS,
     BookingPlan,
@@ -28,9 +30,9 @@ from shared.domain.booking import (
     RejectionCode,
     RequestedSlot,
     TransitionOutcome,
-    is_final,
     plan_booking,
     reservation_expired,
+    summary_status,
     transition_outcome,
 )
 from shared.domain.booking_record import Appointment, BookingRecord, Cleanup, Contact, Move, OutboxEvent, Person
@@ -39,10 +41,10 @@ from shared.domain.people import age_on
 from shared.domain.reference import InvalidReferenceError, normalise_reference, reference_from_bytes
 from shared.domain.sites import london_date
 from shared.domain.slots import parse_slot_id
-from shared.domain.throttling import MatchLockRule, after_failed_match, locked_for
+from shared.domain.throttling import MatchLockRule
 from shared.ports.bookings import BookingRecords, SiteCatalog, SlotHolds, StoredBooking
-from shared.ports.common import Clock
-from shared.ports.patients import DoseClaim, IdempotencyEntry, PatientBookingView, PatientClaims
+from shared.ports.common import Clock, StoreUnavailableError
+from shared.ports.patients import DoseClaim, IdempotencyEntry, PatientBookingView, PatientClaims, PatientLookup
 from shared.ports.waiting_room import AdmissionGate
 from shared.services.errors import (
     AlreadyBooked,
@@ -52,15 +54,16 @@ from shared.services.errors import (
     DosesDiffer,
     FieldIssue,
     IdempotencyKeyReused,
+    NotActive,
     NotConfirmed,
     NotEligible,
     NotFound,
-    RateLimitedError,
     Refusal,
     SagaInterruptedError,
     SlotFull,
 )
 from shared.services.idempotency import command_digest
+from shared.services.identity import prove_person
 from shared.services.policy import PolicyService
 
 log = logging.getLogger(__name__)
@@ -84,6 +87,23 @@ class BookAppointments:
     slot_ids: tuple[str, ...]
     mobile: str | None = None
     email: str | None = None
+    booked_by: str | None = None  # the member of staff booking for the person (a phone booking)
+
+
+@dataclass(frozen=True)
+class CancelNotice:
+    """Which appointments of a booking to cancel and why (the NIMS reconciliation, shared/services/nims_reconcile.py):
+    the doses named, of which `given` are those the register shows given ("you have had this dose")."""
+
+    doses: frozenset[int]
+    given: frozenset[int] = frozenset()
+
+
+class CleanupFollowUp(Protocol):
+    """Follow-up work of other areas that a booking's recorded cleanup may carry (vaccination records,
+    doses for the register, audit entries: shared/services/site_operations.py). Must be idempotent."""
+
+    async def run(self, record: BookingRecord, cleanup: Cleanup) -> None: ...
 
 
 def _no_hook(step: str) -> None:
@@ -95,6 +115,10 @@ def _no_booking() -> NotFound:
     return NotFound("No booking matches those details")
 
 
+def _lookup_of(view: PatientBookingView) -> PatientLookup:
+    return view.lookup
+
+
 def _no_slot(field: str | None = None) -> NotFound:
     return NotFound("No such appointment slot", [FieldIssue(field, "no such slot")] if field else ())
 
@@ -103,7 +127,9 @@ class BookingService:
     def __init__(self, patients: PatientClaims, records: BookingRecords, holds: SlotHolds, sites: SiteCatalog,
                  policies: PolicyService, clock: Clock, reference_key: bytes,
                  saga_timeout: dt.timedelta = dt.timedelta(minutes=2), step_hook: StepHook = _no_hook,
-                 admission: AdmissionGate | None = None, lock_rule: MatchLockRule | None = None) -> None:
+                 admission: AdmissionGate | None = None, lock_rule: MatchLockRule | None = None,
+                 follow_up: CleanupFollowUp | None = None) -> None:
+        self._follow_up = follow_up
         self._admission = admission
         self._lock_rule = lock_rule or MatchLockRule()
         self._patients = patients
@@ -118,12 +144,28 @@ class BookingService:
 
     # ---- booking -------------------------------------------------------------------------------
 
+    async def book_at(self, request: BookAppointments, sites: frozenset[str],
+                      idempotency_key: str | None = None) -> BookingRecord:
+        """Book at these sites only (a GP practice's own clinics, through its invitation), without the
+        waiting room: otherwise `book` itself, with its rules, idempotency, saga and texts."""
+        return await self.book(request, idempotency_key, sites=sites)
+
     async def book(self, request: BookAppointments, idempotency_key: str | None = None,
-                   admission_token: str | None = None) -> BookingRecord:
-        """Raises AdmissionRequiredError while the waiting room is on and the token does not admit."""
+                   admission_token: str | None = None, *, sites: frozenset[str] | None = None) -> BookingRecord:
+        """Raises AdmissionRequiredError while the waiting room is on and the token does not admit.
+
+        `sites` None is the national service: any site but a GP practice, whose clinics are booked only
+        through its invitations (`book_at`).
+
+        The token is checked before anything is read (a request without one costs the stores nothing)
+        and used up only after the replay and the rules, so neither a retry of a finished booking nor
+        a refusal spends an admission. Resuming an unfinished attempt (the same Idempotency-Key) goes
+        through the gate like any booking: it may reuse the admission its first attempt took, no other.
+        """
         now = self._clock.now()
-        view = await self._patients.booking_view(request.nhs_number)
-        await self._verify_person(request.nhs_number, view, request.date_of_birth, now, refusal=NotEligible)
+        gate = self._admission
+        gated = sites is None and gate is not None and await gate.check(admission_token, now)
+        view = await self._verify_person(request.nhs_number, request.date_of_birth, now, refusal=NotEligible)
         body_hash = command_digest(request)
         key_hash = self._idempotency_hash(request.nhs_number, idempotency_key) if idempotency_key else None
         resuming: str | None = None  # the reference of this same request, interrupted earlier
@@ -133,19 +175,23 @@ class BookingService:
             replayed = await self._records.get(entry.reference, entry.home_site_id)
             if replayed is not None and replayed.record.status in (BookingStatus.CONFIRMED, BookingStatus.CANCELLED):
                 return replayed.record  # the first answer
+            if replayed is not None and replayed.record.status == BookingStatus.RELEASED:
+                # An attempt a store failure stopped, whose give-back failed too: finish it before trying again,
+                # or its dose marker would make this retry "already booked" until the repair timer runs.
+                await self._settled(replayed)
             resuming = entry.reference
-        plan = await self._plan(view, request.date_of_birth, request.slot_ids, now, exclude_reference=resuming)
-        # Checked after the replay and the rules, so neither a retry nor a refusal uses up an admission.
-        gated = self._admission is not None and resuming is None and await self._admission.required()
+        plan = await self._plan(view, request.date_of_birth, request.slot_ids, now, exclude_reference=resuming,
+                                sites=sites)
+        claimed = False
         if gated:
-            assert self._admission is not None
-            await self._admission.consume(admission_token, now)
+            assert gate is not None
+            claimed = await gate.consume(admission_token, now, holder=key_hash)
         try:
             return await self._book(request, view, plan, now, body_hash, key_hash, idempotency_key)
         except BaseException:
-            if gated and admission_token:
-                assert self._admission is not None
-                await self._admission.release(admission_token, now)  # nothing was booked: the admission stands
+            if claimed and admission_token:
+                assert gate is not None
+                await gate.release(admission_token, now)  # nothing was booked: the admission stands
             raise
 
     async def _book(self, request: BookAppointments, view: PatientBookingView, plan: BookingPlan, now: dt.datetime,
@@ -159,40 +205,49 @@ class BookingService:
             person=Person(nhs_number=patient.nhs_number, given_name=patient.given_name,
                           family_name=patient.family_name, date_of_birth=patient.date_of_birth),
             contact=Contact(mobile=request.mobile, email=request.email),
-            created_at=now, deadline=now + self._timeout, body_hash=body_hash)
+            created_at=now, deadline=now + self._timeout, body_hash=body_hash, booked_by=request.booked_by)
         stored = await self._create(record, request.nhs_number, idempotency_key, body_hash)
         if stored.record.status != BookingStatus.PENDING:
             return stored.record  # the same request, committed earlier under the same key
         record = stored.record
         self.step_hook("created")
 
-        idempotency = (key_hash, IdempotencyEntry(record.reference, body_hash, record.home_site_id, now)) \
-            if key_hash else None
-        claim = DoseClaim(record.reference, record.home_site_id, now)
-        if not await self._patients.claim_doses(request.nhs_number, record.doses(), claim, idempotency):
-            await self._abandon(stored, held=[])
-            raise AlreadyBooked
-        self.step_hook("claimed")
+        # A store failing for a moment (StoreUnavailableError) gives back at once what this attempt took,
+        # rather than leaving the person "already booked" until the repair timer releases it.
+        try:
+            idempotency = (key_hash, IdempotencyEntry(record.reference, body_hash, record.home_site_id, now)) \
+                if key_hash else None
+            claim = DoseClaim(record.reference, record.home_site_id, now)
+            if not await self._patients.claim_doses(request.nhs_number, record.doses(), claim, idempotency):
+                await self._abandon(stored, held=[])
+                raise AlreadyBooked
+            self.step_hook("claimed")
 
-        held: list[Appointment] = []
-        for appointment in record.appointments:
-            outcome = await self._holds.hold(appointment.slot_id, appointment.site_id, record.reference, now)
-            if outcome != "held":
-                await self._abandon(stored, held)
-                raise SlotFull() if outcome == "full" else _no_slot("appointments")
-            held.append(appointment)
-            self.step_hook(f"held:{appointment.dose}")
+            held: list[Appointment] = []
+            for appointment in record.appointments:
+                outcome = await self._holds.hold(appointment.slot_id, appointment.site_id, record.reference, now)
+                if outcome != "held":
+                    await self._abandon(stored, held)
+                    raise SlotFull() if outcome == "full" else _no_slot("appointments")
+                held.append(appointment)
+                self.step_hook(f"held:{appointment.dose}")
 
-        committed = await self._commit(stored, record.model_copy(update={
-            "status": BookingStatus.CONFIRMED, "confirmed_at": now, "version": record.version + 1,
-            "outbox": [OutboxEvent(event_id=f"{record.reference}.{record.version + 1}.confirmed",
-                                   type="BookingConfirmed", occurred_at=now)],
-            "cleanup": Cleanup(put_entries=record.separate_entries(), since=now)
-            if record.separate_entries() else None,
-        }))
-        self.step_hook("confirmed")
-        await self.finish_cleanup(committed)
-        return committed.record
+            audit = [audit_entry(AuditAction.PHONE_BOOKING, record.booked_by, now, site_id=record.home_site_id,
+                                 reference=record.reference, once_per=record.reference)] if record.booked_by else []
+            committed = await self._commit(stored, record.model_copy(update={
+                "status": BookingStatus.CONFIRMED, "confirmed_at": now, "version": record.version + 1,
+                "outbox": [OutboxEvent(event_id=f"{record.reference}.{record.version + 1}.confirmed",
+                                       type="BookingConfirmed", occurred_at=now)],
+                "cleanup": Cleanup(put_entries=record.separate_entries(), audit=audit, since=now)
+                if record.separate_entries() or audit else None,
+            }))
+            self.step_hook("confirmed")
+        except StoreUnavailableError:
+            landed = await self._release_now(stored)
+            if landed is None:
+                raise
+            committed = landed  # the failing write was the commit, and it had landed: booked
+        return (await self._finish_or_leave(committed)).record
 
     async def _create(self, record: BookingRecord, nhs_number: str, idempotency_key: str | None,
                       body_hash: str) -> StoredBooking:
@@ -230,16 +285,40 @@ class BookingService:
             fresh = await self._records.get(stored.record.reference, stored.record.home_site_id)
             if fresh is not None and fresh.record.status == BookingStatus.CONFIRMED:
                 return fresh
+            if fresh is not None and fresh.record.status == BookingStatus.RELEASED:
+                # Released meanwhile (by the timer, or by a twin request's release after a store failure):
+                # what this attempt took since is nobody's; give it back.
+                await self._abandon(stored, held=stored.record.appointments, mark=False)
             raise SagaInterruptedError("the booking was released before it could be confirmed")
         return committed
 
-    async def _abandon(self, stored: StoredBooking, held: list[Appointment]) -> None:
+    async def _release_now(self, stored: StoredBooking) -> StoredBooking | None:
+        """After a store failed mid-saga: release this attempt now, best effort, as the repair timer would later.
+
+        Returns the booking instead when it turns out committed (a timed-out commit may have landed).
+        """
+        record = stored.record
+        try:
+            released = await self._records.replace(stored, record.model_copy(update={
+                "status": BookingStatus.RELEASED,
+                "cleanup": Cleanup(release_slots=record.appointments, release_doses=record.doses(),
+                                   since=self._clock.now())}))
+            if released is None:
+                fresh = await self._records.get(record.reference, record.home_site_id)
+                return fresh if fresh is not None and fresh.record.status == BookingStatus.CONFIRMED else None
+            await self.finish_cleanup(released)
+        except StoreUnavailableError:
+            log.warning("booking %s: release left to the repair timer (store unavailable)", record.reference)
+        return None
+
+    async def _abandon(self, stored: StoredBooking, held: list[Appointment], mark: bool = True) -> None:
         """Give back what this attempt took and mark the booking released (best effort: the timer finishes)."""
         record = stored.record
         for appointment in held:
             await self._holds.release(appointment.slot_id, appointment.site_id, record.reference)
         await self._patients.release_doses(record.person.nhs_number, record.doses(), record.reference)
-        await self._records.replace(stored, record.model_copy(update={"status": BookingStatus.RELEASED}))
+        if mark:
+            await self._records.replace(stored, record.model_copy(update={"status": BookingStatus.RELEASED}))
 
     # ---- lookup, cancel, reschedule ------------------------------------------------------------
 
@@ -254,8 +333,7 @@ class BookingService:
         except InvalidReferenceError:
             raise _no_booking() from None
         now = self._clock.now()
-        view = await self._patients.booking_view(nhs_number)
-        await self._verify_person(nhs_number, view, date_of_birth, now, refusal=_no_booking)
+        view = await self._verify_person(nhs_number, date_of_birth, now, refusal=_no_booking)
         home = view.references.get(reference)
         stored = await self._records.get(reference, home) if home else None
         if stored is None or stored.record.status in (BookingStatus.PENDING, BookingStatus.RELEASED):
@@ -264,13 +342,23 @@ class BookingService:
 
     async def cancel(self, reference: str, nhs_number: str, date_of_birth: dt.date) -> BookingRecord:
         _, stored = await self._find(reference, nhs_number, date_of_birth)
+        return await self.cancel_stored(stored)
+
+    async def cancel_stored(self, stored: StoredBooking, notice: CancelNotice | None = None) -> BookingRecord:
+        """Cancel, with notice, what is still to happen of a booking read earlier (a citizen's cancel, or a
+        session move that found no place for it). A dose already given or a visit missed stays on record.
+        With `notice` (the NIMS reconciliation), only the confirmed appointments it names, and the person is told
+        which of them the register shows given.
+
+        Raises NotActive when the booking can no longer be cancelled (checked in today, or all done).
+        """
         for _ in range(_CHANGE_ATTEMPTS):
             step = transition_outcome(stored.record.status, BookingStatus.CANCELLED)
             if step is TransitionOutcome.ALREADY_DONE:
                 return stored.record  # cancelling twice is harmless
             if step is TransitionOutcome.REFUSED:
-                raise _no_booking()
-            committed = await self._cancel(stored)
+                raise NotActive(f"This booking is {stored.record.status} and can no longer be cancelled")
+            committed = await self._cancel(stored, notice)
             if committed is not None:
                 return committed.record
             # Changed meanwhile, most often by the relay marking an event sent: decide again on the fresh copy.
@@ -280,22 +368,45 @@ class BookingService:
             stored = fresh
         raise ChangedMeanwhile("The booking changed while cancelling; try again")
 
-    async def _cancel(self, stored: StoredBooking) -> StoredBooking | None:
+    async def _cancel(self, stored: StoredBooking, notice: CancelNotice | None = None) -> StoredBooking | None:
         """Commit the cancellation with its event and the places to give back, then give them back."""
         stored = await self._settled(stored)
         record, now = stored.record, self._clock.now()
+        # Only what is still to happen: a dose given or a missed visit keeps its place in the history.
+        cancelling = record.open_appointments()
+        if notice is not None:
+            cancelling = [a for a in cancelling
+                          if a.dose in notice.doses and record.status_of(a) == BookingStatus.CONFIRMED]
+            if not cancelling:
+                return stored  # nothing it names is still to happen
+        staying = [a for a in record.open_appointments() if a not in cancelling]
+        partial = len(cancelling) != len(record.appointments)
+        # An appointment whose status the site wrote out (beside a dose given) is cancelled in so many words.
+        appointments = [a.model_copy(update={"status": BookingStatus.CANCELLED})
+                        if a.status is not None and a in cancelling else a for a in record.appointments]
+        status = BookingStatus.CANCELLED
+        if staying:  # the notice leaves an appointment to happen: every status written out, the booking's their summary
+            appointments = [a.model_copy(update={"status": BookingStatus.CANCELLED if a in cancelling
+                                                 else record.status_of(a)}) for a in record.appointments]
+            status = summary_status([record.status_of(a) for a in sorted(appointments, key=lambda a: a.dose)])
+        given = [a for a in cancelling if notice is not None and a.dose in notice.given]
+        event = OutboxEvent(event_id=f"{record.reference}.{record.version + 1}.given-elsewhere",
+                            type="BookingDoseGivenElsewhere", occurred_at=now, appointments=given,
+                            previous_appointments=[a for a in cancelling if a not in given]) if given else \
+            OutboxEvent(event_id=f"{record.reference}.{record.version + 1}.cancelled", type="BookingCancelled",
+                        occurred_at=now, appointments=cancelling if partial else None)
         cancelled = record.model_copy(update={
-            "status": BookingStatus.CANCELLED, "version": record.version + 1,
-            "outbox": [*record.outbox, OutboxEvent(event_id=f"{record.reference}.{record.version + 1}.cancelled",
-                                                   type="BookingCancelled", occurred_at=now)],
-            "cleanup": Cleanup(release_slots=record.appointments, release_doses=record.doses(),
-                               retire_entries=[(a, "cancelled") for a in record.separate_entries()], since=now),
+            "status": status, "version": record.version + 1, "appointments": appointments,
+            "outbox": [*record.outbox, event],
+            "cleanup": Cleanup(release_slots=cancelling, release_doses=[a.dose for a in cancelling],
+                               retire_entries=[(a, "cancelled") for a in record.separate_entries()
+                                               if a in cancelling], since=now),
         })
         committed = await self._records.replace(stored, cancelled)
         if committed is None:
             return None
         self.step_hook("cancelled")
-        return await self.finish_cleanup(committed)
+        return await self._finish_or_leave(committed)
 
     async def cancel_bookings_in_slots(self, slot_ids: list[str]) -> int:
         """Cancel, with notice, every confirmed booking holding one of these (already closed) slots.
@@ -309,10 +420,14 @@ class BookingService:
                 continue
             for reference in await self._holds.holders(slot_id, key.site_id):
                 stored = await self._records.find(reference)
-                if stored is not None and stored.record.status == BookingStatus.CONFIRMED:
+                here = next((a for a in stored.record.appointments if a.slot_id == slot_id), None) \
+                    if stored is not None else None
+                status = stored.record.status_of(here) if stored is not None and here is not None else None
+                if stored is not None and status == BookingStatus.CONFIRMED == stored.record.status:
                     cancelled += await self._cancel(stored) is not None
-                elif stored is None or is_final(stored.record.status):
+                elif status is None or status in (BookingStatus.CANCELLED, BookingStatus.RELEASED):
                     await self._holds.release(slot_id, key.site_id, reference)  # a place nobody holds any more
+                # Checked in, vaccinated or missed: the place was used; it stays counted.
         return cancelled
 
     async def reschedule(self, reference: str, nhs_number: str, date_of_birth: dt.date,
@@ -327,8 +442,21 @@ class BookingService:
         now = self._clock.now()
         plan = await self._plan(view, date_of_birth, slot_ids, now, exclude_reference=record.reference)
         new = await self._appointments(plan)
-        if [a.dose for a in new] != record.doses():
+        if [a.dose for a in new] != [a.dose for a in record.open_appointments()]:
             raise DosesDiffer
+        return (await self.move_appointments(stored, new)).record
+
+    async def move_appointments(self, stored: StoredBooking, new: list[Appointment]) -> StoredBooking:
+        """Replace a confirmed booking's appointments still to happen with `new` (the same doses, already
+        checked against the rules) in one step: the old places are given up only once the new are held.
+
+        Raises SlotFull or NotFound (a slot gone) with the booking as it was, ChangedMeanwhile when the
+        booking changed before the move was recorded, SagaInterruptedError when the timer undid it.
+        """
+        record, now = stored.record, self._clock.now()
+        was = record.open_appointments()
+        kept = [a for a in record.appointments if a not in was]  # given or missed: history stays
+        appointments = sorted([*kept, *new], key=lambda a: a.dose)
         # 1. Record the move before taking anything, so the timer can undo a move a crash interrupts.
         moving = await self._records.replace(stored, record.model_copy(update={
             "move": Move(to=new, since=now), "version": record.version + 1}))
@@ -336,7 +464,7 @@ class BookingService:
             raise ChangedMeanwhile("The booking changed; try again")
         self.step_hook("move-recorded")
         # 2. Hold every new slot; the old ones stay held until the move commits.
-        old_slots = {a.slot_id for a in record.appointments}
+        old_slots = {a.slot_id for a in was}
         taken: list[Appointment] = []
         for appointment in new:
             if appointment.slot_id in old_slots:
@@ -351,10 +479,10 @@ class BookingService:
             self.step_hook(f"move-held:{appointment.dose}")
         # 3. Commit: the new appointments, the event, and the old slots to give back.
         new_slots = {a.slot_id for a in new}
-        moved = moving.record.model_copy(update={"appointments": new})
+        moved = moving.record.model_copy(update={"appointments": appointments})
         old_entries = {a.slot_id: a for a in record.separate_entries()}
         new_entries = {a.slot_id: a for a in moved.separate_entries()}
-        cleanup = Cleanup(release_slots=[a for a in record.appointments if a.slot_id not in new_slots],
+        cleanup = Cleanup(release_slots=[a for a in was if a.slot_id not in new_slots],
                           put_entries=list(new_entries.values()),
                           retire_entries=[(a, "moved") for slot, a in old_entries.items() if slot not in new_entries],
                           since=now)
@@ -362,10 +490,10 @@ class BookingService:
         for _ in range(_CHANGE_ATTEMPTS):
             current = moving.record
             committed = await self._records.replace(moving, current.model_copy(update={
-                "appointments": new, "move": None, "version": current.version + 1, "cleanup": cleanup,
+                "appointments": appointments, "move": None, "version": current.version + 1, "cleanup": cleanup,
                 "outbox": [*current.outbox, OutboxEvent(
                     event_id=f"{record.reference}.{current.version + 1}.rescheduled", type="BookingRescheduled",
-                    occurred_at=now, previous_appointments=record.appointments)],
+                    occurred_at=now, previous_appointments=was, appointments=new if kept else None)],
             }))
             if committed is not None:
                 break
@@ -378,8 +506,7 @@ class BookingService:
         if committed is None:
             raise SagaInterruptedError("the move was undone before it could commit")
         self.step_hook("move-committed")
-        await self.finish_cleanup(committed)
-        return committed.record
+        return await self._finish_or_leave(committed)
 
     # ---- shared steps -------------------------------------------------------------------------
 
@@ -393,22 +520,21 @@ class BookingService:
             return stored
         return await self.finish_cleanup(stored)
 
-    async def _verify_person(self, nhs_number: str, view: PatientBookingView, date_of_birth: dt.date,
-                             now: dt.datetime, refusal: Callable[[], Refusal]) -> None:
-        """The person's date of birth must match; misses count towards the same lock-out as eligibility's.
+    async def _verify_person(self, nhs_number: str, date_of_birth: dt.date, now: dt.datetime,
+                             refusal: Callable[[], Refusal]) -> PatientBookingView:
+        """The person's view once the date of birth matches; misses count towards eligibility's lock-out.
 
-        Otherwise these routes would let anyone guess birth dates without limit.
+        Otherwise these routes would let anyone guess birth dates without limit (shared/services/identity.py).
         """
-        wait = locked_for(view.lookup.failures, now)
-        if wait:
-            raise RateLimitedError(wait)
-        if view.lookup.record is None or view.lookup.record.date_of_birth != date_of_birth:
-            await self._patients.save_match_failures(
-                nhs_number, after_failed_match(view.lookup.failures, now, self._lock_rule))
+        view = await prove_person(self._patients, lambda: self._patients.booking_view(nhs_number), _lookup_of,
+                                  nhs_number, date_of_birth, now, self._lock_rule)
+        if view is None:
             raise refusal()
+        return view
 
     async def _plan(self, view: PatientBookingView, date_of_birth: dt.date, requested: Sequence[str],
-                    now: dt.datetime, exclude_reference: str | None) -> BookingPlan:
+                    now: dt.datetime, exclude_reference: str | None,
+                    sites: frozenset[str] | None = None) -> BookingPlan:
         record = view.lookup.record
         assert record is not None
         today = now.astimezone(LONDON).date()
@@ -421,7 +547,9 @@ class BookingService:
         for index, slot_id in enumerate(requested):
             key = parse_slot_id(slot_id)
             site = await self._sites.find(key.site_id) if key else None
-            if key is None or site is None:
+            # Nationally every site but a GP practice; through an invitation only the practice's own.
+            if key is None or site is None or (
+                    not site.in_national_search if sites is None else key.site_id not in sites):
                 raise _no_slot(f"appointments[{index}].slotId")
             slots.append(RequestedSlot(slot_id, key.site_id, key.start, key.product, site.products,
                                        site.age_bands))
@@ -429,6 +557,13 @@ class BookingService:
         if isinstance(plan, BookingRejected):
             raise _refusal(plan)
         return plan
+
+    async def plan_appointments(self, view: PatientBookingView, date_of_birth: dt.date, slot_ids: Sequence[str],
+                                exclude_reference: str) -> list[Appointment]:
+        """The appointments these slots would be for the person under the rules now, as if the booking
+        `exclude_reference` did not hold its doses (a move); raises the refusal a booking would get."""
+        plan = await self._plan(view, date_of_birth, slot_ids, self._clock.now(), exclude_reference)
+        return await self._appointments(plan)
 
     async def _appointments(self, plan: BookingPlan) -> list[Appointment]:
         result = []
@@ -439,6 +574,17 @@ class BookingService:
                                       start=planned.start.astimezone(dt.UTC), local_date=london_date(planned.start),
                                       product=planned.product, site_name=site.name, site_postcode=site.postcode))
         return result
+
+    async def _finish_or_leave(self, committed: StoredBooking) -> StoredBooking:
+        """The follow-up work of a change just committed; a store failing meanwhile does not undo the answer.
+
+        The change happened, and its follow-up work is recorded on the booking: the repair timer finishes it.
+        """
+        try:
+            return await self.finish_cleanup(committed)
+        except StoreUnavailableError:
+            log.warning("booking %s: follow-up work left to the repair timer", committed.record.reference)
+            return committed
 
     async def finish_cleanup(self, stored: StoredBooking) -> StoredBooking:
         """Do the follow-up work a committed change recorded, then clear it. Every item is idempotent."""
@@ -454,13 +600,18 @@ class BookingService:
             await self._records.put_appointment_entry(record, appointment)
         for appointment, status in cleanup.retire_entries:
             await self._records.retire_appointment_entry(record.reference, appointment, status)
+        if (cleanup.vaccinations or cleanup.audit) and self._follow_up is not None:
+            await self._follow_up.run(record, cleanup)
         self.step_hook("cleaned")
-        done = await self._records.replace(stored, record.model_copy(update={"cleanup": None}))
+        # Events the work was waiting for go out with the clearing, so none announces work not yet done.
+        done = await self._records.replace(stored, record.model_copy(update={
+            "cleanup": None, "outbox": [*record.outbox, *cleanup.emit]}))
         if done is None:
             # Changed meanwhile (say the relay cleared the outbox): the work is done, so clear it on the fresh copy.
             fresh = await self._records.get(record.reference, record.home_site_id)
             if fresh is not None and fresh.record.cleanup == cleanup:
-                done = await self._records.replace(fresh, fresh.record.model_copy(update={"cleanup": None}))
+                done = await self._records.replace(fresh, fresh.record.model_copy(update={
+                    "cleanup": None, "outbox": [*fresh.record.outbox, *cleanup.emit]}))
             return done or fresh or stored
         return done
 

@@ -1,4 +1,4 @@
-"""The eligibility check: one point read of the person, the cached policy, and the domain's decision."""
+"""The eligibility check: the person proved by one read and one conditional write, the cached policy, the decision."""
 
 from __future__ import annotations
 
@@ -6,14 +6,19 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 from shared.domain.eligibility import EligibilityDecision, PatientFacts, decide_eligibility, not_matched
-from shared.domain.throttling import MatchLockRule, after_failed_match, locked_for
+from shared.domain.throttling import MatchLockRule
 from shared.ports.common import Clock
-from shared.ports.patients import PatientStore
+from shared.ports.patients import PatientLookup, PatientStore
 from shared.services.errors import RateLimitedError
+from shared.services.identity import prove_person
 from shared.services.policy import PolicyService
 from shared.services.throttle import ClientThrottle
 
 LONDON = ZoneInfo("Europe/London")
+
+
+def _itself(lookup: PatientLookup) -> PatientLookup:
+    return lookup
 
 
 class EligibilityService:
@@ -33,17 +38,12 @@ class EligibilityService:
         if wait:
             raise RateLimitedError(wait)
         now = self._clock.now()
-        lookup = await self._patients.lookup(nhs_number)
-        wait = locked_for(lookup.failures, now)
-        if wait:
-            raise RateLimitedError(wait)
-        record = lookup.record
-        if record is None or record.date_of_birth != date_of_birth:
-            # Counted the same way for unknown numbers, so lock-outs reveal nothing either.
-            await self._patients.save_match_failures(
-                nhs_number, after_failed_match(lookup.failures, now, self._lock_rule)
-            )
+        # Failures are counted the same way for unknown numbers, so lock-outs reveal nothing either.
+        lookup = await prove_person(self._patients, lambda: self._patients.lookup(nhs_number), _itself,
+                                    nhs_number, date_of_birth, now, self._lock_rule)
+        if lookup is None or lookup.record is None:
             return not_matched()
+        record = lookup.record
         policy = (await self._policies.current()).policy
         facts = PatientFacts(
             date_of_birth=record.date_of_birth,

@@ -127,6 +127,11 @@ class NotConfirmed(Refusal):
         super().__init__("Only a confirmed booking can be moved")
 
 
+class NotActive(Refusal):
+    """The booking or appointment has moved on: cancelled, released, vaccinated or missed (or, for a cancel,
+    checked in today)."""
+
+
 class DosesDiffer(Refusal):
     """A reschedule must move exactly the doses the booking holds."""
 
@@ -160,3 +165,39 @@ class SessionOverlaps(Refusal):
 
 class SessionHasBookings(Refusal):
     """Cancelling the session would cancel bookings, and the request did not say to."""
+
+
+# ---- site operations (docs/site-operations.md) -------------------------------------------------------
+
+
+class WrongDay(Refusal):
+    """Checking in or recording a booked dose on a day that is not the appointment's."""
+
+    def __init__(self) -> None:
+        super().__init__("The appointment is not today")
+
+
+class DoseRuleBroken(BookingRuleBroken):
+    """A dose may not be recorded as given; `code` names the rule, as the booking rules name it."""
+
+
+class AlreadyVaccinated(Refusal):
+    """The person's record already shows this dose, given elsewhere or recorded under another appointment."""
+
+    def __init__(self) -> None:
+        super().__init__("The person's record already has this dose")
+
+
+class SessionMoveRefused(Refusal):
+    """The session cannot be moved there (the same session, another product, a cancelled target, or a move
+    to another session already under way)."""
+
+
+# ---- GP practices (docs/gp-practices.md) -------------------------------------------------------------
+
+
+class InvitationExpired(Refusal):
+    """The invitation's code is genuine but past its date: the practice may invite the person again."""
+
+    def __init__(self) -> None:
+        super().__init__("This invitation has expired; ask the practice for a new one")

@@ -18,6 +18,7 @@ from shared.domain.messages import (
     Message,
     MessageKind,
     ReminderJob,
+    TextLimits,
     Visit,
     email_content,
     event_delivery_id,
@@ -28,7 +29,9 @@ from shared.domain.messages import (
     resume,
     retry_delay,
     sms_text,
+    text_counters,
 )
+from shared.domain.phones import is_uk_mobile
 from shared.domain.throttling import TokenBucket
 from shared.events import BookingEvent, EventAppointment
 from shared.ports.common import Clock
@@ -43,6 +46,7 @@ from shared.ports.notifications import (
     ReminderScans,
     Repeatability,
     SmsSender,
+    TextCounters,
     TransientSendError,
 )
 
@@ -113,8 +117,11 @@ class Outgoing:
 class NotificationService:
     def __init__(self, deliveries: DeliveryStore, opt_outs: OptOutStore, sms: SmsSender, email: EmailSender | None,
                  appointments: AppointmentListing, reminders: ReminderQueue, scans: ReminderScans, clock: Clock,
-                 config: NotificationConfig, rates: dict[Channel, SendRate], sleep: Sleep = asyncio.sleep) -> None:
+                 config: NotificationConfig, rates: dict[Channel, SendRate], sleep: Sleep = asyncio.sleep, *,
+                 counters: TextCounters | None = None, limits: TextLimits | None = None) -> None:
         self._deliveries = deliveries
+        self._counters = counters
+        self._limits = limits or TextLimits()
         self._opt_outs = opt_outs
         self._sms = sms
         self._email = email if config.email_enabled else None
@@ -129,13 +136,19 @@ class NotificationService:
     # --- booking events -------------------------------------------------------------------------------
 
     async def on_booking_event(self, event: BookingEvent) -> None:
-        """The text and email a booking change owes; a redelivered event sends nothing more."""
+        """The text and email a booking change owes; a redelivered event sends nothing more.
+
+        Events nobody is texted about (a dose recorded, for the NIMS exporter) are left alone.
+        """
         kind = kind_of(event.type)
+        if kind is None:
+            return
         now_slots = {a.slot_id for a in event.appointments}
         message = Message(kind, event.reference, tuple(_visit(a) for a in event.appointments),
                           tuple(_visit(a) for a in event.previous_appointments if a.slot_id not in now_slots))
         if event.contact.mobile:
-            await self._text(event_delivery_id(event.event_id, "sms"), message, event.contact.mobile, urgent=True)
+            await self._text(event_delivery_id(event.event_id, "sms"), message, event.contact.mobile, urgent=True,
+                             person=event.person)
         if event.contact.email:
             await self._mail(event_delivery_id(event.event_id, "email"), message, event.contact.email, urgent=True)
 
@@ -188,15 +201,40 @@ class NotificationService:
 
     # --- one message, once ---------------------------------------------------------------------------------
 
-    async def _text(self, delivery_id: str, message: Message, mobile: str, urgent: bool) -> None:
-        text = sms_text(message, self._config.site_url)
+    async def send_invitation(self, delivery_id: str, reference: str, mobile: str, text: str,
+                              person: str | None = None) -> None:
+        """A GP practice's invitation (shared/services/gp/invitations.py): once per delivery id, under the
+        rules of any text but a confirmation, and behind every urgent text in the send rate."""
+        await self._text(delivery_id, Message("invitation", reference, ()), mobile, urgent=False, person=person,
+                         rendered=text)
+
+    async def _text(self, delivery_id: str, message: Message, mobile: str, urgent: bool,
+                    person: str | None = None, rendered: str | None = None) -> None:
+        """One text, unless the number is not a UK mobile, is on the STOP list (for all but a confirmation)
+        or has had its day's texts, or the booking or the person has (docs/security.md)."""
+        text = rendered if rendered is not None else sms_text(message, self._config.site_url)
 
         async def send(repeatability: Repeatability) -> str:
             return await self._sms.send(mobile, text, repeatability, tag=delivery_id)
 
+        async def within_limits() -> bool:
+            counters = self._counters
+            if counters is None:
+                return True
+            for counter, limit in text_counters(self._limits, self._clock.now(), message.reference, mobile, person):
+                if not await counters.take(counter, limit):
+                    log.warning("delivery %s: not sent, over the daily limit of texts (%s)", delivery_id,
+                                counter.split("|", 1)[0])
+                    return False
+            return True
+
         outgoing = Outgoing(delivery_id, "sms", message.kind, message.reference, urgent, send)
-        suppressed = opt_out_applies(message.kind) and await self._opt_outs.is_opted_out(mobile)
-        await self.deliver(outgoing, suppressed=suppressed)
+        if not is_uk_mobile(mobile):
+            await self.deliver(outgoing, suppressed="not a UK mobile")
+        elif opt_out_applies(message.kind) and await self._opt_outs.is_opted_out(mobile):
+            await self.deliver(outgoing, suppressed="opted out")
+        else:
+            await self.deliver(outgoing, allowed=within_limits)
 
     async def _mail(self, delivery_id: str, message: Message, address: str, urgent: bool) -> None:
         email = self._email
@@ -209,9 +247,12 @@ class NotificationService:
 
         await self.deliver(Outgoing(delivery_id, "email", message.kind, message.reference, urgent, send))
 
-    async def deliver(self, outgoing: Outgoing, suppressed: bool = False) -> DeliveryState:
+    async def deliver(self, outgoing: Outgoing, suppressed: str | None = None,
+                      allowed: Callable[[], Awaitable[bool]] | None = None) -> DeliveryState:
         """Record the intent, send with a repeatability id derived from the delivery id, record the outcome.
 
+        `suppressed`: why it is not to be sent at all. `allowed` is asked once, when the intent is first
+        recorded (so a redelivered event is not counted twice): False records it suppressed instead.
         Raises when ACS could not take the message now, so that the queue delivers it again; the record
         then tells the next attempt whether a resend could double the message (docs/notifications.md).
         """
@@ -219,10 +260,14 @@ class NotificationService:
         intent = Delivery.intent(outgoing.delivery_id, outgoing.channel, outgoing.kind, outgoing.reference, now)
         if suppressed:
             # Recorded so that "why did they get no reminder" has an answer; a second record is harmless.
-            await self._deliveries.create(intent.settle("suppressed", now, reason="opted out"))
+            await self._deliveries.create(intent.settle("suppressed", now, reason=suppressed))
             return "suppressed"
         attempt = intent
-        if not await self._deliveries.create(intent):
+        if await self._deliveries.create(intent):
+            if allowed is not None and not await allowed():
+                await self._deliveries.save(intent.settle("suppressed", now, reason="over the daily limit"))
+                return "suppressed"
+        else:
             existing = await self._deliveries.get(outgoing.delivery_id)
             if existing is None:
                 raise RuntimeError("a delivery record vanished after it was found to exist")

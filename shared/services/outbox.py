@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 
 from shared.domain.booking_record import Appointment, BookingRecord, OutboxEvent
-from shared.events import BookingEvent, EventAppointment, EventContact
+from shared.events import BookingEvent, EventAppointment, EventContact, EventVaccination
+from shared.observability import pseudonym
 from shared.ports.bookings import BookingRecords, EventPublisher
 
 log = logging.getLogger(__name__)
@@ -18,13 +19,24 @@ def _appointment(appointment: Appointment) -> EventAppointment:
 
 
 def booking_event(record: BookingRecord, owed: OutboxEvent) -> BookingEvent:
-    """The event as handlers receive it: self-contained, no NHS number, name or date of birth."""
+    """The event as handlers receive it: self-contained, no NHS number, name or date of birth.
+
+    A VaccinationRecorded event names the dose and where its record is, and no contact: nobody is texted.
+    """
+    given = owed.vaccination
+    about = owed.appointments if owed.appointments is not None else record.appointments
     return BookingEvent(
         event_id=owed.event_id, type=owed.type, occurred_at=owed.occurred_at, reference=record.reference,
         booked_at=record.confirmed_at or record.created_at,
-        appointments=[_appointment(a) for a in record.appointments],
+        appointments=[_appointment(a) for a in about],
         previous_appointments=[_appointment(a) for a in owed.previous_appointments],
-        contact=EventContact(mobile=record.contact.mobile, email=record.contact.email),
+        contact=EventContact() if given is not None else EventContact(mobile=record.contact.mobile,
+                                                                      email=record.contact.email),
+        vaccination=EventVaccination(
+            vaccination_id=given.vaccination_id, site_id=given.site_id, ods_code=given.ods_code,
+            product=given.product, dose=given.dose, batch_number=given.batch_number,
+            administered_at=given.administered_at) if given is not None else None,
+        person=pseudonym(record.person.nhs_number, "event-person"),
     )
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from shared.domain.audit import AuditAction
 from shared.domain.policy import DEFAULT_POLICY, CampaignPolicy
 from shared.ports.common import Clock, VersionConflictError
 from shared.ports.policy import PolicyStore, StoredPolicy
+from shared.services.audit import AuditService, audited
 from shared.services.refresh import Refreshing
 
 SHIPPED_DEFAULT = StoredPolicy(policy=DEFAULT_POLICY, version=0, updated_at=None)
@@ -17,7 +19,9 @@ class PolicyService:
     instance per interval, not one per request.
     """
 
-    def __init__(self, store: PolicyStore, clock: Clock, refresh_seconds: float) -> None:
+    def __init__(self, store: PolicyStore, clock: Clock, refresh_seconds: float,
+                 audit: AuditService | None = None) -> None:
+        self._audit = audit
         self._store = store
         self._clock = clock
         self._cached = Refreshing(self._load, refresh_seconds, clock, what="campaign policy")
@@ -40,4 +44,5 @@ class PolicyService:
             raise VersionConflictError
         saved = await self._store.save(policy, previous, self._clock.now(), updated_by)
         self._cached.put(saved)
+        await audited(self._audit, AuditAction.POLICY_CHANGED, updated_by, reference=f"policy-v{saved.version}")
         return saved

@@ -7,9 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from shared.domain.audit import AuditAction
 from shared.domain.register import RegisterRecord
 from shared.ports.common import Clock
 from shared.ports.patients import PatientStore
+from shared.services.audit import AuditService, audited
 from shared.services.errors import FieldIssue
 
 LONDON = ZoneInfo("Europe/London")
@@ -30,7 +32,9 @@ class ImportOutcome:
 
 
 class RegisterImportService:
-    def __init__(self, patients: PatientStore, clock: Clock, concurrency: int = 32) -> None:
+    def __init__(self, patients: PatientStore, clock: Clock, concurrency: int = 32,
+                 audit: AuditService | None = None) -> None:
+        self._audit = audit
         self._patients = patients
         self._clock = clock
         self._concurrency = concurrency
@@ -51,7 +55,7 @@ class RegisterImportService:
             problems = [FieldIssue("dateOfBirth", "must not be in the future")] \
                 if record.date_of_birth > today else []
             problems += [FieldIssue(f"vaccinations[{i}].administeredAt", "must not be in the future")
-                         for i, v in enumerate(record.vaccinations) if v.administered_at > today]
+                         for i, v in enumerate(record.vaccinations) if v.administered_on > today]
             if problems:
                 rejected.append(RecordRejected(index, tuple(problems)))
                 continue
@@ -59,7 +63,9 @@ class RegisterImportService:
             valid[record.nhs_number] = record
         return valid, rejected
 
-    async def import_records(self, batch: Sequence[RegisterRecord | RecordRejected]) -> ImportOutcome:
+    async def import_records(self, batch: Sequence[RegisterRecord | RecordRejected],
+                             actor: str | None = None) -> ImportOutcome:
+        """Import the good records; with `actor` (a NationalAdmin's call, not a timer or demo data), audited."""
         valid, rejected = self.check(batch)
         now = self._clock.now()
         gate = asyncio.Semaphore(self._concurrency)
@@ -69,4 +75,6 @@ class RegisterImportService:
                 await self._patients.upsert_register_record(record, now)
 
         await asyncio.gather(*(store(record) for record in valid.values()))
+        if actor is not None:
+            await audited(self._audit, AuditAction.NIMS_IMPORTED, actor)
         return ImportOutcome(imported=len(batch) - len(rejected), rejected=tuple(rejected))

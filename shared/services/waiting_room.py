@@ -11,11 +11,14 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from shared.domain.audit import AuditAction
+from shared.domain.queue_positions import OWN_KEEP, OwnJoins, SourceTracker
 from shared.domain.waiting_room import (
     LAPSE_AFTER,
     AdmissionClaims,
     ClaimRefusedError,
     ClaimSigner,
+    Refusal,
     RoomSettings,
     RoomState,
     SequenceSource,
@@ -27,12 +30,16 @@ from shared.domain.waiting_room import (
     join_message,
     lapsed_bucket_needed,
     moment_of,
-    read_join_message,
+    of_this_opening,
+    read_join_batch,
+    room_epoch,
+    seq_at,
     should_report,
     standing,
 )
 from shared.ports.common import Clock, VersionConflictError
-from shared.ports.waiting_room import JoinPublisher, WaitingRoomStore
+from shared.ports.waiting_room import JoinPublisher, JournalEntry, WaitingRoomStore
+from shared.services.audit import AuditService, audited
 from shared.services.errors import AdmissionRequiredError, RateLimitedError
 from shared.services.refresh import Refreshing
 from shared.services.throttle import ClientThrottle
@@ -55,10 +62,13 @@ class JoinBatcher:
     """Joins arriving together on one instance share one queue message.
 
     Each join returns only once its message is on the queue, so a ticket handed out is never lost;
-    the cost of a join is at most one message, and far less when joins crowd in.
+    the cost of a join is at most one message, and far less when joins crowd in. Messages carry the
+    instance's name and their number there, and `own` remembers which joins went in which, so that
+    positions can count exactly this instance's joins the admission timer has not read yet.
     """
 
-    def __init__(self, publisher: JoinPublisher, window_seconds: float, max_batch: int = MAX_JOIN_BATCH) -> None:
+    def __init__(self, publisher: JoinPublisher, window_seconds: float, max_batch: int = MAX_JOIN_BATCH,
+                 source: str | None = None) -> None:
         self._publisher = publisher
         self._window = window_seconds
         self._max = max_batch
@@ -66,9 +76,11 @@ class JoinBatcher:
         self._timer: asyncio.Task[None] | None = None
         self._sending: set[asyncio.Task[None]] = set()
         self.messages = 0
+        self.own = OwnJoins(source or secrets.token_hex(6))
 
     async def add(self, seq: int) -> None:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.own.issued(seq)
         self._pending.append((seq, waiter))
         if len(self._pending) >= self._max:
             self._send_pending()
@@ -84,15 +96,19 @@ class JoinBatcher:
     def _send_pending(self) -> None:
         batch, self._pending = self._pending, []
         if batch:
-            task = asyncio.create_task(self._send(batch))
+            # Numbered as formed, so that numbers rise with the sequence numbers they carry.
+            number = self.own.batched([seq for seq, _ in batch])
+            task = asyncio.create_task(self._send(batch, number))
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
 
-    async def _send(self, batch: list[tuple[int, asyncio.Future[None]]]) -> None:
+    async def _send(self, batch: list[tuple[int, asyncio.Future[None]]], number: int) -> None:
         self.messages += 1
+        seqs = [seq for seq, _ in batch]
         try:
-            await self._publisher.publish(join_message([seq for seq, _ in batch]))
+            await self._publisher.publish(join_message(seqs, self.own.source, number))
         except Exception as error:
+            self.own.failed(seqs)  # refused: nobody holds these tickets
             for _, waiter in batch:
                 if not waiter.done():
                     waiter.set_exception(error)
@@ -128,7 +144,9 @@ class WaitingRoomService:
                  refresh_seconds: float = 2.0, token_ttl: dt.timedelta = dt.timedelta(minutes=10),
                  ticket_ttl: dt.timedelta = dt.timedelta(hours=12), report_seconds: float = 5.0,
                  join_batch_seconds: float = 0.02, throttle: ClientThrottle | None = None,
-                 new_id: Callable[[], str] = lambda: secrets.token_urlsafe(16)) -> None:
+                 new_id: Callable[[], str] = lambda: secrets.token_urlsafe(16),
+                 audit: AuditService | None = None) -> None:
+        self._audit = audit
         self._store = store
         self._clock = clock
         self._signer = signer
@@ -166,27 +184,36 @@ class WaitingRoomService:
         now = self._clock.now()
         settings = await self._settings.get()
         claims = TicketClaims(ticket_id=self._new_id(), seq=self._sequence.next(now), issued_at=now,
-                              expires_at=now + self._ticket_ttl)
+                              expires_at=now + self._ticket_ttl, epoch=room_epoch(settings))
         ticket = self._signer.ticket(claims)
         if settings.enabled:
+            self.joins.own.forget_before(seq_at(now - OWN_KEEP))
             await self.joins.add(claims.seq)
         return await self._answer(ticket, claims, settings, now)
 
     async def status(self, ticket: str) -> QueueAnswer:
-        """Where the ticket stands; raises ClaimRefusedError for a forged, tampered or expired one."""
+        """Where the ticket stands; raises ClaimRefusedError for a forged, tampered or expired one.
+
+        A ticket from before the room last opened counts as expired (its holder joins again, behind
+        everyone queueing): otherwise tickets taken while the room was off, each admitted at once and
+        valid for hours, could be stockpiled and all be admitted the moment it opens.
+        """
         now = self._clock.now()
         claims = self._signer.open_ticket(ticket, now)
-        return await self._answer(ticket, claims, await self._settings.get(), now)
+        settings = await self._settings.get()
+        if not of_this_opening(claims.epoch, settings):
+            raise ClaimRefusedError(Refusal.EXPIRED)
+        return await self._answer(ticket, claims, settings, now)
 
     async def _answer(self, ticket: str, claims: TicketClaims, settings: RoomSettings,
                       now: dt.datetime) -> QueueAnswer:
         state = await self._state.get() if settings.enabled else RoomState()
         bucket = lapsed_bucket_needed(claims.seq, settings, state)
         archived = await self._archived(bucket) if bucket is not None else frozenset()
-        found = standing(claims.seq, settings, state, archived)
+        found = standing(claims.seq, settings, state, archived, now=now, own=self.joins.own)
         if found.admitted:
             token = self._signer.admission(AdmissionClaims(jti=claims.ticket_id, seq=claims.seq, issued_at=now,
-                                                           expires_at=now + self._token_ttl))
+                                                           expires_at=now + self._token_ttl, epoch=claims.epoch))
             return QueueAnswer(ticket, 0, 0, admitted=True, admission_token=token)
         if not found.lapsed and should_report(claims.seq, settings, state):
             self._report(claims.seq, now)
@@ -256,15 +283,38 @@ class WaitingRoomService:
         """Whether booking needs an admission token now (the room is on)."""
         return (await self._settings.get()).enabled
 
-    async def consume(self, token: str | None, now: dt.datetime) -> None:
-        """Use an admission once: one conditional create keyed by its id. Raises AdmissionRequiredError."""
+    async def check(self, token: str | None, now: dt.datetime) -> bool:
+        """Whether booking needs an admission now; if it does, the token must be one this room signed,
+        in date and of its current opening, or AdmissionRequiredError is raised. No store request once
+        the settings are cached, so a request without a usable token costs the stores nothing."""
+        settings = await self._settings.get()
+        if not settings.enabled:
+            return False
+        self._verified(token, now, settings)
+        return True
+
+    def _verified(self, token: str | None, now: dt.datetime, settings: RoomSettings) -> AdmissionClaims:
         try:
             claims = self._signer.open_admission(token, now)
         except ClaimRefusedError as refused:
             raise AdmissionRequiredError(refused.reason.value) from None
+        if not of_this_opening(claims.epoch, settings):
+            raise AdmissionRequiredError(Refusal.EXPIRED.value)  # given before the room last opened
+        return claims
+
+    async def consume(self, token: str | None, now: dt.datetime, holder: str | None = None) -> bool:
+        """Use an admission once: one conditional create keyed by its id. Raises AdmissionRequiredError.
+
+        `holder` names the request using it (a booking's Idempotency-Key): a retry of that same
+        request may claim it again, so that a crash or a double submit can finish what it started;
+        False then (this call did not newly claim it, so it must not give it back either).
+        """
+        claims = self._verified(token, now, await self._settings.get())
         # Tokens are re-issued to an admitted ticket until it expires, so the marker outlives them all.
-        if not await self._store.claim_admission(claims.jti, self._ticket_ttl + self._token_ttl):
+        outcome = await self._store.claim_admission(claims.jti, self._ticket_ttl + self._token_ttl, holder)
+        if outcome == "taken":
             raise AdmissionRequiredError("used")
+        return outcome == "claimed"
 
     async def release(self, token: str, now: dt.datetime) -> None:
         """Give back an admission consumed for a booking that did not happen (a full slot, say)."""
@@ -283,6 +333,7 @@ class WaitingRoomService:
         saved = await self._store.save_settings(current.changed(enabled, admit_per_minute, self._clock.now(), by),
                                                 previous)
         self._settings.put(saved.settings)
+        await audited(self._audit, AuditAction.WAITING_ROOM_CHANGED, by)
         return RoomOverview(saved.settings, await self._load_state())
 
     async def overview(self) -> RoomOverview:
@@ -299,14 +350,14 @@ class JoinRecorder:
 
     async def record(self, body: bytes | str) -> int:
         try:
-            seqs = read_join_message(body)
+            batch = read_join_batch(body)
         except ValueError:
             # Retrying cannot mend it, so it is dropped rather than poisoning the queue.
             log.warning("waiting room: a join message that is not one was dropped")
             return 0
-        if seqs:
-            await self._store.record_joins(seqs, self._clock.now())
-        return len(seqs)
+        if batch.seqs:
+            await self._store.record_joins(batch.seqs, self._clock.now(), batch.source, batch.number)
+        return len(batch.seqs)
 
 
 class AdmissionTimer:
@@ -331,6 +382,9 @@ class AdmissionTimer:
         self._records: list[tuple[dt.datetime, int]] = []  # (written at, highest seq) of join records in play
         self._seen: dict[str, dt.datetime] = {}
         self._read_to: dt.datetime | None = None
+        # Join records written up to this moment are in the stored figures already (set on a rebuild).
+        self._accounted: dt.datetime | None = None
+        self._sources = SourceTracker()
 
     async def advance(self) -> RoomState | None:
         """One tick. Returns the new state, or None when the room is off or another writer won."""
@@ -352,7 +406,9 @@ class AdmissionTimer:
         remaining = self._waiting[progress.consumed:]
         in_play = [(at, top) for at, top in self._records if top > progress.frontier]
         ledger_from = min((at for at, _ in in_play), default=None)
-        next_state, archive = after_tick(state, progress, remaining, settings, now, joined, implicit, ledger_from)
+        sources = self._sources.published(now)
+        next_state, archive = after_tick(state, progress, remaining, settings, now, joined, implicit, ledger_from,
+                                         sources, self._sources.share_seconds, self._sources.lag_seconds)
         # Archived lapsed sets first: an instance only looks for one once the state says the frontier left it.
         if archive:
             await self._store.save_lapsed(archive)
@@ -369,35 +425,36 @@ class AdmissionTimer:
     async def _read_journals(self, state: RoomState, settings: RoomSettings, floor: int,
                              now: dt.datetime) -> tuple[int, int]:
         """Fold in joins and poll reports written since the last read: (joined, admitted in passing)."""
-        cold = self._read_to is None
         if self._read_to is None:
+            self._sources = SourceTracker(state.sources, now, state.share_seconds)
+            self._accounted = state.ticked_at
             start = max(state.ledger_from or state.ticked_at or moment_of(settings.opened_at), now - MAX_REBUILD)
             joins = await self._store.joins_since(start - JOURNAL_MARGIN, now, floor)
             polls = await self._store.polls_since(now - LAPSE_AFTER - JOURNAL_MARGIN, now)
         else:
+            # Records of tickets the floor has passed too: they were admitted in passing, and the
+            # account of their sender's messages needs them.
             since = self._read_to - JOURNAL_MARGIN
-            joins = await self._store.joins_since(since, now, floor)
+            joins = await self._store.joins_since(since, now, 0)
             polls = await self._store.polls_since(since, now)
         self._read_to = now
         arrived: list[int] = []
         counted = 0
         for entry in joins:
-            if entry.id in self._seen:
+            if entry.id in self._seen or not entry.seqs:
                 continue
             self._seen[entry.id] = entry.written_at
+            # A rebuild re-reads records the previous timer already counted; the figures take only newer ones.
+            fresh = self._accounted is None or entry.written_at > self._accounted
+            if entry.source is not None and entry.number is not None:
+                self._sources.read(entry.source, entry.number, entry.seqs, now, fresh, entry.written_at)
+            if not fresh and max(entry.seqs) <= floor:
+                continue  # admitted and counted before this timer started
             arrived.extend(entry.seqs)
-            # A rebuild re-reads records the previous tick already counted; the figures take only newer ones.
-            if not cold or state.ticked_at is None or entry.written_at > state.ticked_at:
+            if fresh:
                 counted += len(entry.seqs)
-            if entry.seqs:
-                self._records.append((entry.written_at, max(entry.seqs)))
-        for entry in polls:
-            if entry.id in self._seen:
-                continue
-            self._seen[entry.id] = entry.written_at
-            for seq in entry.seqs:
-                if seq > floor and (seq not in self._polled or self._polled[seq] < entry.written_at):
-                    self._polled[seq] = entry.written_at
+            self._records.append((entry.written_at, max(entry.seqs)))
+        self._fold_polls(polls, floor)
         # The next read starts JOURNAL_MARGIN before now: older ids cannot come back.
         horizon = now - JOURNAL_MARGIN
         self._seen = {key: at for key, at in self._seen.items() if at >= horizon}
@@ -414,3 +471,12 @@ class AdmissionTimer:
             # issue the same microsecond, and such tickets are admitted together.
             self._waiting = sorted([*self._waiting, *later])
         return counted, implicit + dropped
+
+    def _fold_polls(self, polls: list[JournalEntry], floor: int) -> None:
+        for entry in polls:
+            if entry.id in self._seen:
+                continue
+            self._seen[entry.id] = entry.written_at
+            for seq in entry.seqs:
+                if seq > floor and (seq not in self._polled or self._polled[seq] < entry.written_at):
+                    self._polled[seq] = entry.written_at

@@ -175,6 +175,17 @@ def blob_worker(upload: func.InputStream) -> None:
         raise ValueError("bad file")
 
 
+GRID_CONTAINER = "devhost-test-grid"
+
+
+@app.blob_trigger(arg_name="upload", path=GRID_CONTAINER + "/{name}.csv", connection="AzureWebJobsStorage",
+                  source=func.BlobSource.EVENT_GRID)
+async def grid_worker(upload: func.InputStream) -> None:
+    """Started by Event Grid, as Flex Consumption runs blob triggers."""
+    record("grid_worker", name=upload.name, data=upload.read(),
+           etag=(upload.blob_properties or {}).get("ETag"))  # type: ignore[attr-defined]
+
+
 # --- Timer -------------------------------------------------------------------------------------
 
 

@@ -24,7 +24,10 @@ E2E_SETTINGS = {"DEMO_DATA": "0", "DEVHOST_LOG_LEVEL": "INFO", "POLICY_REFRESH_S
                 # Notifications: quick retries against the ACS stand-in, and a reminder scan every 5 seconds.
                 "SEND_RETRY_BASE_SECONDS": "0.1", "REMINDER_SCHEDULE": "*/5 * * * * *",
                 # Slot listings: tests read a listing right after booking; the 2 s cache has a unit test.
-                "SLOT_LISTING_CACHE_SECONDS": "0"}
+                "SLOT_LISTING_CACHE_SECONDS": "0",
+                # The NIMS timers run only when a test asks (POST /admin/functions/{name}): on their own they would
+                # export or apply the integration tests' records and files, in the same database, under them.
+                "NIMS_EXPORT_SCHEDULE": "0 0 0 1 1 *", "NIMS_INBOUND_SCHEDULE": "0 0 0 1 1 *"}
 
 
 @pytest.fixture(scope="session")

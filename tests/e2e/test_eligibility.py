@@ -106,7 +106,8 @@ def test_malformed_requests_are_422_naming_the_field(devhost_url: str, client_he
 
 
 def test_a_body_that_is_not_json_is_422_not_500(devhost_url: str, client_headers: dict[str, str]) -> None:
-    answer = httpx.post(f"{devhost_url}/api/eligibility", content=b"{nope", headers=client_headers, timeout=10)
+    answer = httpx.post(f"{devhost_url}/api/eligibility", content=b"{nope", timeout=10,
+                        headers={**client_headers, "content-type": "application/json"})
     assert answer.status_code == 422 and answer.json()["errors"][0]["field"] == "body"
 
 

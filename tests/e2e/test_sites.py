@@ -106,7 +106,7 @@ def test_search_is_sorted_by_distance_within_the_radius_with_the_next_available_
     pfizer = httpx.get(f"{devhost_url}/api/sites", params={"postcode": "NR1", "radiusKm": "5", "product": "PFIZER"},
                        timeout=30).json()["sites"]
     assert {s["siteId"]: s["nextAvailableDate"] for s in pfizer}[near] is None  # its session is AstraZeneca
-    wide = httpx.get(f"{devhost_url}/api/sites", params={"postcode": "NR1 3QU", "radiusKm": "100"}, timeout=30)
+    wide = httpx.get(f"{devhost_url}/api/sites", params={"postcode": "NR1", "radiusKm": "100"}, timeout=30)
     assert outside in {s["siteId"] for s in wide.json()["sites"]}
     for params, field, status in (({"postcode": "NR1 3Q"}, "postcode", 422), ({"postcode": "NR1", "radiusKm": "0"},
                                   "radiusKm", 422), ({"postcode": "BT1"}, "postcode", 404)):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -93,3 +96,73 @@ def test_the_admin_route_needs_a_national_admin(devhost_url: str) -> None:
     staff = {"x-ms-client-principal": encode_principal("Site Staff", ["SiteStaff"])}
     answer = httpx.put(f"{devhost_url}/api/admin/waiting-room", json={"enabled": True}, headers=staff, timeout=10)
     assert answer.status_code == 403
+
+
+def test_tickets_stockpiled_while_the_room_is_off_must_join_again_once_it_opens(
+        devhost_url: str, client_headers: dict[str, str]) -> None:
+    from tests.e2e.conftest import REFRESH, configure
+
+    stockpile = [join(devhost_url, client_headers) for _ in range(3)]
+    assert all(t["admitted"] for t in stockpile)
+    configure(devhost_url, enabled=True, admitPerMinute=120)
+    time.sleep(REFRESH)
+    try:
+        for ticket in stockpile:
+            answer = httpx.post(f"{devhost_url}/api/queue/status", json={"ticket": ticket["ticket"]}, timeout=10)
+            assert answer.status_code == 403 and answer.json()["code"] == "TICKET_EXPIRED", answer.text
+        booking = {"nhsNumber": "9990000026", "dateOfBirth": "1960-05-05",
+                   "appointments": [{"slotId": "VC001.2030-01-01.0900.PFIZER"}]}
+        answer = httpx.post(f"{devhost_url}/api/bookings", json=booking, timeout=10,
+                            headers={"Authorization": f"Bearer {stockpile[0]['admissionToken']}"})
+        assert answer.status_code == 403 and answer.json()["code"] == "ADMISSION_REQUIRED", answer.text
+        assert join(devhost_url, client_headers)["admitted"] is False  # joining again: in the queue
+    finally:
+        configure(devhost_url, enabled=False)
+        time.sleep(REFRESH)
+
+
+def ticket_seq(ticket: str) -> int:
+    """The sequence number a ticket carries (its payload is base64url JSON; the test only reads it)."""
+    payload = ticket.split(".")[1]
+    seq: int = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["seq"]
+    return seq
+
+
+def test_a_burst_of_thirty_is_told_the_people_ahead_at_join_and_once_the_timer_has_run(
+        devhost_url: str, client_headers: dict[str, str]) -> None:
+    """The issue's case over HTTP: 30 people within two seconds, admission at 6 a minute. The 30th
+    was told position 5 (and 50 seconds) when 29 were ahead and the wait was about 290 seconds."""
+    from tests.e2e.conftest import REFRESH, configure
+
+    with ThreadPoolExecutor(max_workers=10) as pool:  # the app warmed up (the room is off: nothing queues)
+        list(pool.map(lambda _: join(devhost_url, client_headers), range(10)))
+    before = configure(devhost_url, enabled=True, admitPerMinute=6)
+    time.sleep(REFRESH)
+    try:
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            answers = list(pool.map(lambda _: join(devhost_url, client_headers), range(30)))
+        assert time.monotonic() - started < 2.0, time.monotonic() - started
+        in_order = sorted(answers, key=lambda answer: ticket_seq(answer["ticket"]))
+        # At join time (nothing can have been admitted yet: the first admission is due 10 s after opening).
+        for ahead, answer in enumerate(in_order):
+            assert abs(answer["position"] - 1 - ahead) <= 2, (ahead, answer["position"])
+        last = in_order[-1]
+        assert abs(last["estimatedWaitSeconds"] - 290) <= 30
+        # Once the timer has read every join: the 30th is told the 29 ahead, less any admitted since.
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            overview = httpx.get(f"{devhost_url}/api/admin/waiting-room", headers=ADMIN, timeout=10).json()
+            if overview["joined"] >= before["joined"] + 30:
+                break
+            time.sleep(0.3)
+        assert overview["joined"] >= before["joined"] + 30, "the timer did not read the joins within 15 s"
+        time.sleep(REFRESH)
+        answer = status(devhost_url, last["ticket"])
+        overview = httpx.get(f"{devhost_url}/api/admin/waiting-room", headers=ADMIN, timeout=10).json()
+        admitted = overview["admitted"] - before["admitted"]
+        assert abs(answer["position"] - 1 - (29 - admitted)) <= 2, (answer["position"], admitted)
+        assert abs(answer["estimatedWaitSeconds"] - 10 * answer["position"]) <= 10
+    finally:
+        configure(devhost_url, enabled=False)
+        time.sleep(REFRESH)

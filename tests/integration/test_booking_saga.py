@@ -136,14 +136,14 @@ async def test_a_replay_after_a_crash_completes_the_same_booking(world: World) -
     await world.check_invariants([slot], [number])
 
 
-async def test_a_single_dose_booking_costs_at_most_five_cosmos_requests(world: World) -> None:
+async def test_a_single_dose_booking_costs_at_most_six_cosmos_requests(world: World) -> None:
     slot = await world.slot(SOON, capacity=5)
     numbers = await world.people(2)
     await world.app.bookings.book(request(numbers[0], slot))  # warm the policy, the site cache, SDK metadata
     counter = world.app.clients.cosmos_requests
     counter.reset()
     await world.app.bookings.book(request(numbers[1], slot))
-    assert counter.total <= 5, dict(counter.by_kind)
+    assert counter.total <= 6, dict(counter.by_kind)  # five, and the match confirmed (docs/security.md)
 
 
 async def test_cancel_gives_the_place_back_and_lookup_still_finds_it(world: World) -> None:
@@ -212,15 +212,21 @@ class Gate:
         self.used: set[str] = set()
         self.released: list[str] = []
 
-    async def required(self) -> bool:
-        return True
-
-    async def consume(self, token: str | None, now: dt.datetime) -> None:
+    async def check(self, token: str | None, now: dt.datetime) -> bool:
         from shared.services.errors import AdmissionRequiredError
 
-        if not token or not token.startswith("ok") or token in self.used:
-            raise AdmissionRequiredError("used" if token in self.used else "missing")
-        self.used.add(token)
+        if not token or not token.startswith("ok"):
+            raise AdmissionRequiredError("missing")
+        return True
+
+    async def consume(self, token: str | None, now: dt.datetime, holder: str | None = None) -> bool:
+        from shared.services.errors import AdmissionRequiredError
+
+        await self.check(token, now)
+        if token in self.used:
+            raise AdmissionRequiredError("used")
+        self.used.add(str(token))
+        return True
 
     async def release(self, token: str, now: dt.datetime) -> None:
         self.used.discard(token)

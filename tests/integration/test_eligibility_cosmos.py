@@ -1,4 +1,4 @@
-"""Eligibility against the Cosmos emulator: one request per check, lock-outs stored, policy versions."""
+"""Eligibility against the Cosmos emulator: two requests per check, lock-outs stored, policy versions."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def record(number: str, born: str = "1956-04-12", **extra: object) -> RegisterRe
                                           "familyName": "Test", "postcode": "B1 1AA", **extra})
 
 
-async def test_an_eligibility_check_costs_exactly_one_cosmos_request(provisioned: EmulatorEndpoints) -> None:
+async def test_an_eligibility_check_costs_one_read_and_one_conditional_patch(provisioned: EmulatorEndpoints) -> None:
     app = services()
     number = a_number()
     await app.register_import.import_records([record(number)])
@@ -34,7 +34,8 @@ async def test_an_eligibility_check_costs_exactly_one_cosmos_request(provisioned
     app.clients.cosmos_requests.reset()
     decision = await app.eligibility.check(number, dt.date(1956, 4, 12), "counted")
     assert decision.eligible
-    assert app.clients.cosmos_requests.total == 1, app.clients.cosmos_requests.by_kind
+    # The read, and the match confirmed on the failed-match record's version (docs/security.md, finding 1).
+    assert app.clients.cosmos_requests.by_kind == {"GET docs": 1, "PATCH docs": 1}, app.clients.cosmos_requests.by_kind
 
 
 async def test_reimporting_a_person_keeps_their_booking_markers(provisioned: EmulatorEndpoints) -> None:

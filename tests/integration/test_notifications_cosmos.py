@@ -167,15 +167,27 @@ async def test_acs_429_and_500_are_retried_then_succeed(clients: Clients, stand_
     assert stand_in.sms.requests - before == 3
 
 
-async def test_an_invalid_number_is_recorded_as_failed_without_retrying(clients: Clients, stand_in: StandIn) -> None:
+async def test_a_number_acs_refuses_is_recorded_as_failed_without_retrying(clients: Clients, stand_in: StandIn) -> None:
+    parts = build(clients)
+    reference = a_reference()
+    before = stand_in.sms.requests
+    stand_in.sms.faults.pending.append(Fault(400, 1, per_recipient=True))  # "Invalid To phone number format."
+    await handle(parts, event_json(reference, a_mobile()))
+    await handle(parts, event_json(reference, a_mobile()))
+    assert stand_in.sms.requests - before == 1
+    record = await parts.deliveries.get(f"sms.event.{reference}.2.bookingconfirmed")
+    assert record is not None and (record.state, record.reason) == ("failed", "ACS 400")
+
+
+async def test_a_number_that_is_not_a_uk_mobile_is_never_sent_to_acs(clients: Clients, stand_in: StandIn) -> None:
     parts = build(clients)
     reference = a_reference()
     before = stand_in.sms.requests
     await handle(parts, event_json(reference, "+4412"))
-    await handle(parts, event_json(reference, "+4412"))
-    assert stand_in.sms.requests - before == 1
+    await handle(parts, event_json(reference, "+33612345678"))
+    assert stand_in.sms.requests == before
     record = await parts.deliveries.get(f"sms.event.{reference}.2.bookingconfirmed")
-    assert record is not None and (record.state, record.reason) == ("failed", "ACS 400")
+    assert record is not None and (record.state, record.reason) == ("suppressed", "not a UK mobile")
 
 
 async def test_the_stop_list_is_keyed_by_a_hash_and_suppresses_cancellations(
@@ -325,3 +337,21 @@ async def test_cancelled_or_moved_before_the_reminder_yields_no_reminder(
     for reference, mobile in people.values():
         assert mobile not in caplog.text and f"{reference.lower()}@example.org" not in caplog.text
     await clients.queues().delete_queue(parts.reminders_queue)
+
+
+# --- Daily limits on texts ---------------------------------------------------------------------------
+
+
+async def test_text_counters_raised_at_once_never_count_past_their_limit(clients: Clients) -> None:
+    from shared.adapters.cosmos_notifications import CosmosTextCounters, text_counter_id
+
+    container = clients.database().get_container_client(resources.DELIVERIES.name)
+    counters = CosmosTextCounters(container)
+    mobile = a_mobile()
+    counter = f"to|{mobile}|{uuid.uuid4().hex}"
+    results = await asyncio.gather(*(counters.take(counter, 5) for _ in range(20)))
+    assert results.count(True) == 5
+    key = text_counter_id(counter)
+    assert mobile not in key and mobile[1:] not in key
+    doc = await container.read_item(key, partition_key=key)
+    assert doc["n"] == 5 and mobile not in json.dumps(doc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -13,8 +14,9 @@ import pytest
 
 from shared import resources
 from shared.adapters.clients import Clients, get_clients
-from shared.adapters.cosmos_waiting_room import CosmosWaitingRoomStore
+from shared.adapters.cosmos_waiting_room import CosmosWaitingRoomStore, _state_doc
 from shared.adapters.queue_waiting_room import StorageQueueJoinPublisher
+from shared.domain.queue_positions import JoinSource, ReadRun, queue_index
 from shared.domain.waiting_room import ClaimSigner, RoomSettings, RoomState, seq_at
 from shared.ports.common import VersionConflictError
 from shared.services.errors import AdmissionRequiredError
@@ -88,12 +90,41 @@ async def test_settings_and_state_are_replaced_only_by_the_writer_who_read_them(
     assert loaded is not None and not loaded.settings.enabled and loaded.settings.version == 2
 
     now = room.clock.now()
-    state = RoomState(frontier=seq_at(now), lapsed_here=frozenset({5, 6}), ahead=((1, 2), (3, 4)),
+    source = JoinSource("instance-a", 3, 40, 55, 9, (ReadRun(5, 6, 50, 1, 55, 2),))
+    state = RoomState(frontier=seq_at(now), lapsed_here=frozenset({5, 6}), index=queue_index([7, 9, 12]),
+                      sources=(source,), tick_seconds=2.5,
                       report_until=None, windows=((now, 7), (now, None)), joined=9, ticked_at=now, ledger_from=now)
     saved = await store.save_state(state, None)
     assert (await store.load_state()) == saved
     with pytest.raises(VersionConflictError):
         await store.save_state(state, None)
+
+
+async def test_the_state_of_a_million_waiting_stays_small_and_reads_back_exactly(room: CosmosRoom) -> None:
+    """The queue index for 1,000,000 waiting and the account of 100 instances, through Cosmos."""
+    now = room.clock.now()
+    start = seq_at(now - dt.timedelta(hours=2))
+    waiting = [start + i * 7_200 for i in range(1_000_000)]  # two hours of joins at 139 a second
+    sources = tuple(JoinSource(f"instance-{i:03}", 90_000, waiting[-1] - i, waiting[-1], 1_200,
+                               (ReadRun(90_002, 90_005, waiting[-1] + 10, 25, waiting[-1] + 40, 100),))
+                    for i in range(100))
+    state = RoomState(frontier=start - 1, index=queue_index(waiting), sources=sources, ticked_at=now)
+    size = len(json.dumps(_state_doc("x", state), separators=(",", ":")))
+    assert size < 100_000, size  # Cosmos DB takes 2 MB
+    saved = await room.store.save_state(state, None)
+    loaded = await room.store.load_state()
+    assert loaded is not None and loaded.state == saved.state
+    assert loaded.state.index.below(waiting[500_000]) == pytest.approx(500_000, abs=500_000 / 128)
+
+
+async def test_join_records_keep_their_sender_and_number(room: CosmosRoom) -> None:
+    now = room.clock.now()
+    await room.store.record_joins((seq_at(now), seq_at(now) + 1), now, "instance-a", 4)
+    await room.store.record_joins((seq_at(now), seq_at(now) + 1), now, "instance-b", 9)  # the same numbers
+    await room.store.record_joins((seq_at(now) + 5,), now)
+    found = await room.store.joins_since(now - dt.timedelta(seconds=1), now, 0)
+    assert sorted((e.source or "", e.number or 0, len(e.seqs)) for e in found) == [
+        ("", 0, 1), ("instance-a", 4, 2), ("instance-b", 9, 2)]
 
 
 async def test_lapsed_sets_and_journals_round_trip(room: CosmosRoom) -> None:
@@ -117,9 +148,18 @@ async def test_lapsed_sets_and_journals_round_trip(room: CosmosRoom) -> None:
 async def test_an_admission_is_claimed_once_even_by_concurrent_bookings(room: CosmosRoom) -> None:
     jti = uuid.uuid4().hex
     results = await asyncio.gather(*(room.store.claim_admission(jti, dt.timedelta(hours=1)) for _ in range(10)))
-    assert results.count(True) == 1
+    assert sorted(results) == ["claimed"] + ["taken"] * 9
     await room.store.release_admission(jti)
-    assert await room.store.claim_admission(jti, dt.timedelta(hours=1))
+    assert await room.store.claim_admission(jti, dt.timedelta(hours=1)) == "claimed"
+
+
+async def test_only_the_request_that_claimed_an_admission_may_claim_it_again(room: CosmosRoom) -> None:
+    jti = uuid.uuid4().hex
+    keep = dt.timedelta(hours=1)
+    results = await asyncio.gather(*(room.store.claim_admission(jti, keep, "key-1") for _ in range(5)))
+    assert sorted(results) == ["claimed"] + ["reclaimed"] * 4
+    assert await room.store.claim_admission(jti, keep, "key-2") == "taken"
+    assert await room.store.claim_admission(jti, keep) == "taken"
 
 
 async def test_a_join_costs_one_queue_message_and_its_record_one_cosmos_write(room: CosmosRoom) -> None:

@@ -37,7 +37,7 @@ def test_an_idempotency_key_is_trimmed_and_bounded() -> None:
 
 def test_the_client_address_is_the_last_forwarded_hop() -> None:
     assert client_address(request(**{"x-forwarded-for": "1.1.1.1, 203.0.113.7:51234"})) == "203.0.113.7"
-    assert client_address(request(**{"x-forwarded-for": "[2001:db8::1]:443"})) == "2001:db8::1"
+    assert client_address(request(**{"x-forwarded-for": "[2001:db8::1]:443"})) == "2001:db8::/64"  # by its /64
     assert client_address(request()) == "direct"
 
 
@@ -70,6 +70,7 @@ def test_staff_routes_need_a_principal_with_one_of_the_roles() -> None:
     (errors.ProductNotOffered(), 422, "PRODUCT_NOT_OFFERED"),
     (errors.SessionOverlaps("overlaps"), 409, "SESSION_OVERLAPS"),
     (errors.SessionHasBookings("booked"), 409, "SESSION_HAS_BOOKINGS"),
+    (errors.InvitationExpired(), 410, "INVITATION_EXPIRED"),
     (errors.RateLimitedError(30), 429, "RATE_LIMITED"),
     (errors.AdmissionRequiredError("used"), 403, "ADMISSION_REQUIRED"),
     (errors.TicketLapsedError(), 410, "TICKET_LAPSED"),

@@ -43,7 +43,7 @@ AZURE_ONLY = (
     "SERVICEBUS_CONNECTION__fullyQualifiedNamespace",
 )
 
-KEY_VAULT_SETTINGS = ("PII_HASH_KEY", "WAITING_ROOM_SIGNING_KEY")
+KEY_VAULT_SETTINGS = ("PII_HASH_KEY", "WAITING_ROOM_SIGNING_KEY", "GP_INVITE_SIGNING_KEY")
 
 # Adapters that write a per-document `ttl`, and the container each writes it to. Cosmos DB ignores
 # `ttl` unless the container has a default TTL, so each of these needs `ttl: true` in main.bicep.
@@ -52,6 +52,7 @@ TTL_WRITERS = {
     "cosmos_notifications.py": resources.DELIVERIES.name,  # delivery records
     "cosmos_waiting_room.py": resources.WAITING_ROOM.name,  # join journals, admissions used
     "cosmos_sites.py": resources.CONFIG.name,  # admin idempotency keys (CosmosIdempotencyKeys)
+    "cosmos_bookings.py": resources.BOOKINGS.name,  # booking documents and entries (shared/domain/retention.py)
 }
 
 # Every path the app filters the bookings container on; anything else is excluded from indexing.
@@ -247,8 +248,11 @@ def test_secrets_come_from_key_vault(name: str) -> None:
 
 def test_no_account_keys_anywhere() -> None:
     bicep = _all_bicep()
-    for forbidden in ("listKeys(", "listConnectionStrings(", "AccountKey=", "primaryMasterKey"):
+    for forbidden in ("listConnectionStrings(", "AccountKey=", "primaryMasterKey"):
         assert forbidden not in bicep
+    # The one key read: the Functions host's blob extension key, which Event Grid's webhook must carry.
+    listed = re.findall(r"listKeys\(([^)]*)\)", bicep)
+    assert listed == ["'${functionApp.id}/host/default', '2024-04-01'"], listed
     assert "allowSharedKeyAccess: false" in _text(INFRA / "modules" / "storage.bicep")
     assert "disableLocalAuth: true" in _text(INFRA / "modules" / "cosmos.bicep")
 
@@ -275,3 +279,28 @@ def test_azd_deploys_this_folder_as_the_api_function_app() -> None:
         assert re.search(rf"^    {re.escape(line)}$", azure_yaml, re.M), line
     assert "tags: union(tags, { 'azd-service-name': serviceName })" in _text(FUNCTION_APP)
     assert "param serviceName string = 'api'" in _text(FUNCTION_APP)
+
+
+def test_gp_uploads_reach_the_blob_trigger_through_an_event_grid_system_topic() -> None:
+    """Flex Consumption runs blob triggers only from Event Grid: the trigger says so, and infra wires it."""
+    source = (ROOT / "functions" / "gp.py").read_text()
+    trigger = re.search(r"@bp\.blob_trigger\(([^)]*)\)\s*async def (\w+)", source)
+    assert trigger and "source=func.BlobSource.EVENT_GRID" in trigger.group(1)
+    assert "path=BLOB_GP_UPLOADS + " in trigger.group(1)
+    module = re.search(r"^module gpUploadEventGrid 'modules/event-grid.bicep' = \{(.*?)^\}", _text(MAIN), re.M | re.S)
+    assert module, "main.bicep should use modules/event-grid.bicep for gp-uploads"
+    params = dict(re.findall(r"^    (\w+): (.+)$", module.group(1), re.M))
+    assert params["functionName"] == f"'{trigger.group(2)}'"
+    assert params["containerName"] == f"'{resources.BLOB_GP_UPLOADS}'"
+    assert params["storageAccountName"] == "storage.outputs.name"
+    assert params["functionAppName"] == "functionApp.outputs.name"
+    assert params["subscribe"] == "gpUploadEvents"
+    grid = _text(INFRA / "modules" / "event-grid.bicep")
+    assert re.search(r"resource systemTopic 'Microsoft.EventGrid/systemTopics@[\w-]+' = \{", grid)
+    assert "source: storage.id" in grid and "topicType: 'Microsoft.Storage.StorageAccounts'" in grid
+    assert re.search(r"resource \w+ 'Microsoft.EventGrid/systemTopics/eventSubscriptions@[\w-]+' = if \(subscribe\)",
+                     grid)
+    assert "endpointType: 'WebHook'" in grid
+    assert "/runtime/webhooks/blobs?functionName=Host.Functions.${functionName}&code=" in grid
+    assert "'Microsoft.Storage.BlobCreated'" in grid
+    assert "subjectBeginsWith: '/blobServices/default/containers/${containerName}/'" in grid

@@ -6,9 +6,11 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
+from shared.domain.audit import AuditAction
 from shared.domain.staff import NATIONAL_ADMIN, Principal
 from shared.ports.common import Clock
 from shared.ports.sites import StaffDirectory
+from shared.services.audit import AuditService, audited
 from shared.services.errors import FieldIssue, Forbidden, InvalidRequest, NotFound
 from shared.services.sites.common import bounded
 from shared.services.sites.index import SiteIndex
@@ -27,7 +29,9 @@ class StaffSites:
 class StaffAccess:
     """Which sites a member of staff may act for: NationalAdmin everywhere, others where assigned."""
 
-    def __init__(self, staff: StaffDirectory, index: SiteIndex, clock: Clock) -> None:
+    def __init__(self, staff: StaffDirectory, index: SiteIndex, clock: Clock,
+                 audit: AuditService | None = None) -> None:
+        self._audit = audit
         self._staff = staff
         self._index = index
         self._clock = clock
@@ -41,6 +45,12 @@ class StaffAccess:
         if not sites or site_id not in sites:
             raise Forbidden("You are not assigned to this site")
 
+    async def assigned_sites(self, principal: Principal) -> frozenset[str] | None:
+        """The sites the member of staff may act for (one read); None for NationalAdmin: every site."""
+        if principal.has_role(NATIONAL_ADMIN):
+            return None
+        return (await self._staff.sites_of(principal.user_id) if principal.user_id else None) or frozenset()
+
     async def assign(self, user_id: str, sites: tuple[str, ...], by: Principal) -> StaffSites:
         """Replace the user's sites with these (in the order given); every one must be a registered site."""
         self._check_user_id(user_id)
@@ -49,6 +59,8 @@ class StaffAccess:
         if unknown:
             raise InvalidRequest("Unknown sites", unknown)
         await self._staff.assign(user_id, sites, by.user_id, self._clock.now())
+        for site_id in sites or (None,):
+            await audited(self._audit, AuditAction.STAFF_ASSIGNED, by, site_id=site_id, reference=user_id)
         return StaffSites(user_id, sites)
 
     async def assignment(self, user_id: str) -> StaffSites:

@@ -7,11 +7,13 @@ import hashlib
 from dataclasses import dataclass
 from typing import Final
 
+from shared.domain.audit import AuditAction
 from shared.domain.sites import AgeBand, Location, Session, Site, SiteType
 from shared.domain.slots import generate_slots, session_id_of
 from shared.domain.staff import SITE_MANAGER, Principal
 from shared.ports.common import Clock
 from shared.ports.sites import IdempotencyKeys, PostcodeLocator, SessionBookingCanceller, SiteStore, SlotState
+from shared.services.audit import AuditService, audited
 from shared.services.errors import (
     ChangedMeanwhile,
     FieldIssue,
@@ -73,7 +75,8 @@ class SiteAdminService:
 
     def __init__(self, store: SiteStore, index: SiteIndex, availability: NextAvailableDates, access: StaffAccess,
                  locator: PostcodeLocator, policies: PolicyService, keys: IdempotencyKeys,
-                 canceller: SessionBookingCanceller, clock: Clock) -> None:
+                 canceller: SessionBookingCanceller, clock: Clock, audit: AuditService | None = None) -> None:
+        self._audit = audit
         self._store = store
         self._index = index
         self._availability = availability
@@ -120,6 +123,7 @@ class SiteAdminService:
             if registration_key is None or existing is None or existing.registration_key != registration_key:
                 raise SiteExists()
         self._index.add(site)
+        await audited(self._audit, AuditAction.SITE_REGISTERED, actor, site_id=site.site_id, reference=site.site_id)
         return RegisteredSite(site.site_id)
 
     # ---- sessions ------------------------------------------------------------------------------
@@ -146,6 +150,7 @@ class SiteAdminService:
                                       self._clock.now())
         await self._store.create_slots(slots)
         self._availability.forget(site_id)
+        await audited(self._audit, AuditAction.SESSION_OPENED, actor, site_id=site_id, reference=session_id)
         return OpenedSession(session_id, site_id, len(slots))
 
     async def _claim_time(self, site_id: str, session_id: str, session: Session) -> None:
@@ -209,6 +214,7 @@ class SiteAdminService:
         await self._store.put_session(site_id, session_id, stored.session, "cancelled", len(slots), actor.user_id,
                                       self._clock.now())
         self._availability.forget(site_id)
+        await audited(self._audit, AuditAction.SESSION_CANCELLED, actor, site_id=site_id, reference=session_id)
         return CancelledSession(session_id, slots_cancelled=len(slots), bookings_cancelled=cancelled_bookings)
 
 

@@ -42,7 +42,7 @@ class SiteAppointmentsService:
         self._clock = clock
 
     async def day_list(self, site_id: str, day: dt.date | None, actor: Principal) -> DayList:
-        """The site's confirmed appointments on the London date (today when not given)."""
+        """The site's appointments on the London date (today when not given), with where each stands."""
         await self._access.require_site(actor, site_id, (SITE_STAFF, SITE_MANAGER))
         if await self._index.find(site_id) is None:
             raise no_such_site()

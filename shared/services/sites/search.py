@@ -17,6 +17,8 @@ from shared.services.sites.index import NextAvailableDates, SiteIndex
 
 DEFAULT_SLOT_DAYS: Final = 28
 MAX_SLOT_DAYS: Final = 60
+# Sessions open at most a year ahead (shared/services/sites/admin.py MAX_SESSION_DAYS_AHEAD): nothing later is listed.
+SLOT_HORIZON_DAYS: Final = 366
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,8 @@ class SiteSearchService:
         nearby: list[tuple[float, str, Site]] = []
         for site in await self._index.sites():
             point = site.location
-            if (query.product and not site.offers(query.product)) or not box.contains(point.lat, point.lon):
+            if not site.in_national_search or (query.product and not site.offers(query.product)) \
+                    or not box.contains(point.lat, point.lon):
                 continue
             distance = haversine_km(lat, lon, point.lat, point.lon)
             if distance <= query.radius_km:
@@ -94,10 +97,17 @@ class SiteSearchService:
                 for (distance, _, site), date in zip(nearest, dates, strict=True)]
 
     async def slots(self, site_id: str, wanted: SlotRange) -> tuple[FreeSlot, ...]:
-        """The site's slots with a free place in the range, soonest first."""
-        if await self._index.find(site_id) is None:
+        """The site's slots with a free place in the range, soonest first (none of a GP practice's: its
+        clinics are listed to the people it invites, shared/services/gp/invitations.py)."""
+        site = await self._index.find(site_id)
+        if site is None or not site.in_national_search:
             raise no_such_site()
-        first = wanted.first or london_today(self._clock)
+        today = london_today(self._clock)
+        first = wanted.first or today
+        if first > today + dt.timedelta(days=SLOT_HORIZON_DAYS):
+            # No session opens that far ahead, and a date near 9999-12-31 must not overflow into a 500.
+            raise InvalidRequest(f"from is more than {SLOT_HORIZON_DAYS} days ahead",
+                                 [FieldIssue("from", f"at most {SLOT_HORIZON_DAYS} days from today")])
         last = wanted.last or first + dt.timedelta(days=DEFAULT_SLOT_DAYS)
         if last < first:
             raise InvalidRequest("to is before from", [FieldIssue("to", "must not be before from")])

@@ -380,12 +380,14 @@ def test_repeating_a_step_that_already_happened_is_already_done_not_an_error(sta
 
 
 def test_cancelled_and_released_are_final_and_pending_and_confirmed_are_not():
-    assert {s for s in S if is_final(s)} == {S.CANCELLED, S.RELEASED}
+    # And what the site records (vaccinated, didNotAttend): tests/unit/domain/test_booking_statuses.py.
+    assert {s for s in S if is_final(s)} == {S.CANCELLED, S.RELEASED, S.VACCINATED, S.DID_NOT_ATTEND}
     assert set(TRANSITIONS) == set(S)
 
 
 def test_statuses_are_spelt_in_lower_case_as_stored():
-    assert [s.value for s in S] == ["pending", "confirmed", "cancelled", "released"]
+    assert [s.value for s in S] == ["pending", "confirmed", "cancelled", "released", "checkedIn", "vaccinated",
+                                    "didNotAttend"]
 
 
 def test_a_reservation_expires_once_the_timeout_has_passed_since_it_was_made():

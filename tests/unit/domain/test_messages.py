@@ -98,7 +98,7 @@ def test_an_email_says_the_same_with_its_html_escaped() -> None:
 
 def test_opt_out_stops_everything_but_the_confirmation_they_asked_for() -> None:
     assert not opt_out_applies("confirmation")
-    assert not opt_out_applies("change")
+    assert opt_out_applies("change")  # a stranger could move a booking naming someone's number, again and again
     assert opt_out_applies("cancellation")
     assert opt_out_applies("reminder")
 

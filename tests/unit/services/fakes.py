@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import itertools
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from shared.domain.booking import BookingStatus
 from shared.domain.booking_record import Appointment, BookingRecord
+from shared.domain.gp_lists import RegisterEntry
+from shared.domain.invitations import Invitation
 from shared.domain.nhs_number import synthetic_nhs_number
 from shared.domain.policy import CampaignPolicy
 from shared.domain.register import RegisterRecord
-from shared.domain.sites import Session, Site
-from shared.domain.slots import Slot, slot_id
+from shared.domain.sites import LONDON, Session, Site
+from shared.domain.slots import Slot, parse_slot_id, slot_id
 from shared.domain.throttling import MatchFailures, MatchLockRule
 from shared.events import BookingEvent
 from shared.ports.bookings import HoldOutcome, StoredBooking
 from shared.ports.common import VersionConflictError
+from shared.ports.gp import BlobVersion, FileChangedError, StoredUpload, UploadRecord
 from shared.ports.patients import DoseClaim, IdempotencyEntry, PatientBookingView, PatientLookup
 from shared.ports.policy import StoredPolicy
 from shared.ports.sites import IdempotencyOutcome, SessionDay, SlotState, StoredSession, StoredSite
@@ -46,15 +50,27 @@ class InMemoryPatientStore:
     failures: dict[str, MatchFailures] = field(default_factory=dict)
     reads: int = 0
     writes: int = 0
+    versions: dict[str, int] = field(default_factory=dict)  # the failed-match record's version per number
 
     async def lookup(self, nhs_number: str) -> PatientLookup:
         self.reads += 1
+        await asyncio.sleep(0)  # a request in flight: guesses sent together interleave here
         return PatientLookup(self.records.get(nhs_number), self.bookings.get(nhs_number, frozenset()),
-                             self.failures.get(nhs_number))
+                             self.failures.get(nhs_number), self.versions.get(nhs_number, 0))
 
-    async def save_match_failures(self, nhs_number: str, failures: MatchFailures) -> None:
+    async def count_failed_match(self, nhs_number: str, seen_version: int, failures: MatchFailures) -> bool:
         self.writes += 1
+        await asyncio.sleep(0)
+        if self.versions.get(nhs_number, 0) != seen_version:
+            return False  # the compare-and-set fails: counted by someone else since the read
         self.failures[nhs_number] = failures
+        self.versions[nhs_number] = seen_version + 1
+        return True
+
+    async def confirm_match(self, nhs_number: str, seen_version: int, now: dt.datetime) -> bool:
+        self.writes += 1
+        await asyncio.sleep(0)
+        return self.versions.get(nhs_number, 0) == seen_version
 
     async def upsert_register_record(self, record: RegisterRecord, now: dt.datetime) -> None:
         self.writes += 1
@@ -117,6 +133,7 @@ class PersonDocument:
     idempotency: dict[str, IdempotencyEntry] = field(default_factory=dict)
     references: dict[str, str] = field(default_factory=dict)  # every reference the person held -> home site
     failures: MatchFailures | None = None
+    failures_version: int = 0
 
 
 @dataclass
@@ -134,7 +151,8 @@ class InMemoryPatientClaims:
         doc = self.people.get(nhs_number)
         if doc is None:
             return PatientBookingView(PatientLookup(record=None), {}, {}, {})
-        lookup = PatientLookup(record=doc.record, booked_doses=frozenset(doc.claims), failures=doc.failures)
+        lookup = PatientLookup(record=doc.record, booked_doses=frozenset(doc.claims), failures=doc.failures,
+                               failures_version=doc.failures_version)
         return PatientBookingView(lookup, dict(doc.claims), dict(doc.idempotency), dict(doc.references))
 
     async def claim_doses(self, nhs_number: str, doses: list[int], claim: DoseClaim,
@@ -162,10 +180,18 @@ class InMemoryPatientClaims:
             if doc is not None and held is not None and held.reference.lower() == reference.lower():
                 del doc.claims[dose]
 
-    async def save_match_failures(self, nhs_number: str, failures: MatchFailures) -> None:
-        await self.requests.request("save_match_failures")
+    async def count_failed_match(self, nhs_number: str, seen_version: int, failures: MatchFailures) -> bool:
+        await self.requests.request("count_failed_match")
         doc = self.people.setdefault(nhs_number, PersonDocument(record=None))  # an unknown number gets a stub
-        doc.failures = failures
+        if doc.failures_version != seen_version:
+            return False  # the filter predicate fails: another failure was counted since the read
+        doc.failures, doc.failures_version = failures, seen_version + 1
+        return True
+
+    async def confirm_match(self, nhs_number: str, seen_version: int, now: dt.datetime) -> bool:
+        await self.requests.request("confirm_match")
+        doc = self.people.get(nhs_number)
+        return doc is not None and doc.failures_version == seen_version
 
 
 @dataclass
@@ -584,3 +610,737 @@ class RecordingCanceller:
     async def cancel_bookings_in_slots(self, slot_ids: list[str]) -> int:
         self.calls.append(slot_ids)
         return len(slot_ids)
+
+
+@dataclass
+class InMemoryTextCounters:
+    """TextCounters: a count per counter, raised only while below its limit (the adapter's conditional patch)."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+
+    async def take(self, counter: str, limit: int) -> bool:
+        await asyncio.sleep(0)
+        if self.counts.get(counter, 0) >= limit:
+            return False
+        self.counts[counter] = self.counts.get(counter, 0) + 1
+        return True
+
+
+@dataclass
+class StoreFaults:
+    """Makes a fake's requests fail as Cosmos DB's 408/429/503 do: StoreUnavailableError before the write, or
+    after it (a timed-out write that landed anyway). `plan` picks the fault per request: None, "before" or
+    "after"; `failed` counts what was injected, by method."""
+
+    plan: Callable[[str], str | None]
+    failed: dict[str, int] = field(default_factory=dict)
+
+    def wrap(self, fake: object, *names: str) -> None:
+        from shared.ports.common import StoreUnavailableError
+
+        for name in names:
+            method = getattr(fake, name)
+
+            async def faulty(*args: Any, __method: Any = method, __name: str = name, **kwargs: Any) -> Any:
+                fault = self.plan(__name)
+                if fault is not None:
+                    self.failed[__name] = self.failed.get(__name, 0) + 1
+                if fault == "before":
+                    raise StoreUnavailableError(1, 503)
+                result = await __method(*args, **kwargs)
+                if fault == "after":
+                    raise StoreUnavailableError(1, 408)
+                return result
+
+            setattr(fake, name, faulty)
+
+    def wrap_world(self, world: BookingWorld) -> None:
+        """Every request the booking saga makes: the person's document, the bookings, the slots."""
+        self.wrap(world.patients, "booking_view", "claim_doses", "release_doses", "count_failed_match", "confirm_match")
+        self.wrap(world.records, "create", "get", "find", "replace", "put_appointment_entry",
+                  "retire_appointment_entry")
+        self.wrap(world.holds, "hold", "release", "holders")
+
+
+# ---- site operations: check-in, doses, did-not-attend, the audit trail (docs/site-operations.md) ----------------
+
+
+@dataclass
+class InMemoryAuditTrail:
+    """AuditTrail: entries by id, written once; and, for tests, everything ever written."""
+
+    entries_by_id: dict[str, Any] = field(default_factory=dict)
+    requests: RequestCounter = field(default_factory=RequestCounter)
+
+    async def record(self, entry: Any) -> None:
+        await self.requests.request("audit")
+        self.entries_by_id.setdefault(entry.entry_id, entry)
+
+    async def entries(self, site_id: str | None, day: dt.date) -> list[Any]:
+        await self.requests.request("audit_query")
+        return sorted((e for e in self.entries_by_id.values()
+                       if e.day == day and (site_id is None or e.site_id == site_id)), key=lambda e: e.at)
+
+
+@dataclass
+class InMemoryVaccinationRecords:
+    """VaccinationRecords: one record per vaccination id."""
+
+    records: dict[str, Any] = field(default_factory=dict)
+    requests: RequestCounter = field(default_factory=RequestCounter)
+
+    async def put(self, record: Any) -> None:
+        await self.requests.request("vaccination_put")
+        self.records.setdefault(record.vaccination_id, record)
+
+    async def get(self, vaccination_id: str, site_id: str) -> Any:
+        await self.requests.request("vaccination_get")
+        found = self.records.get(vaccination_id)
+        return found if found is not None and found.site_id == site_id else None
+
+
+@dataclass
+class SiteOpsPatientClaims(InMemoryPatientClaims):
+    """PatientClaims plus RegisterDoses: doses recorded here are kept apart and merged on read, as the adapter does."""
+
+    recorded: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    async def add_dose(self, nhs_number: str, dose: Any) -> None:
+        await self.requests.request("add_dose")
+        self.recorded.setdefault(nhs_number, {})[dose.vaccination_id] = dose
+
+    def merged(self, nhs_number: str) -> RegisterRecord | None:
+        doc = self.people.get(nhs_number)
+        if doc is None or doc.record is None:
+            return None
+        extra = tuple(self.recorded.get(nhs_number, {}).values())
+        return doc.record.model_copy(update={"vaccinations": (*doc.record.vaccinations, *extra)})
+
+    async def booking_view(self, nhs_number: str) -> PatientBookingView:
+        view = await super().booking_view(nhs_number)
+        lookup = PatientLookup(self.merged(nhs_number), view.lookup.booked_doses, view.lookup.failures)
+        return PatientBookingView(lookup, view.claims, view.idempotency, view.references)
+
+
+@dataclass
+class SiteOpsBookingRecords(InMemoryBookingRecords):
+    """BookingRecords whose day-list entries carry each appointment's own status, with the did-not-attend scan."""
+
+    async def put_appointment_entry(self, record: BookingRecord, appointment: Appointment) -> None:
+        await self.requests.request("put_appointment_entry")
+        self.entries[(appointment.site_id, f"{record.reference}.{appointment.slot_id}")] = AppointmentEntry(
+            record.reference, record.home_site_id, appointment.site_id, appointment.slot_id,
+            str(record.status_of(appointment)))
+
+    async def unsettled_before(self, day: dt.date, limit: int) -> list[Any]:
+        from shared.ports.site_operations import UnsettledAppointment
+
+        await self.requests.request("unsettled_before")
+        found = [UnsettledAppointment(r.reference, r.home_site_id, a.slot_id) for r in self.records()
+                 for a in r.appointments if r.status not in (BookingStatus.PENDING, BookingStatus.RELEASED)
+                 and str(r.status_of(a)) in ("confirmed", "checkedIn") and a.local_date < day]
+        return found[:limit]
+
+
+@dataclass
+class FakeStaffSites:
+    """StaffSites: who may act where (NationalAdmin everywhere)."""
+
+    assigned: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    async def assigned_sites(self, principal: Any) -> frozenset[str] | None:
+        if principal.has_role("NationalAdmin"):
+            return None
+        return self.assigned.get(principal.user_id, frozenset())
+
+
+@dataclass
+class SiteOpsWorld(BookingWorld):
+    """BookingWorld with site operations: follow-up work wired in, vaccination records, the audit trail."""
+
+    patients: SiteOpsPatientClaims = field(default_factory=SiteOpsPatientClaims)
+    records: SiteOpsBookingRecords = field(default_factory=SiteOpsBookingRecords)
+    vaccinations: InMemoryVaccinationRecords = field(default_factory=InMemoryVaccinationRecords)
+    audit: InMemoryAuditTrail = field(default_factory=InMemoryAuditTrail)
+    staff: FakeStaffSites = field(default_factory=FakeStaffSites)
+    keys: InMemoryKeys = field(default_factory=InMemoryKeys)
+    operations: Any = field(init=False)
+    follow_up: Any = field(init=False)
+
+    def __post_init__(self) -> None:
+        from shared.services.site_operations import SiteFollowUp, SiteOperationsService
+
+        self.follow_up = SiteFollowUp(self.vaccinations, self.patients, self.audit)
+        self.service = BookingService(
+            self.patients, self.records, self.holds, self.sites,
+            PolicyService(self.policies, self.clock, refresh_seconds=60), self.clock,
+            reference_key=b"unit-test-reference-key", saga_timeout=self.saga_timeout, lock_rule=self.lock_rule,
+            follow_up=self.follow_up)
+        self.relay = OutboxRelay(self.records, self.publisher)
+        self.operations = SiteOperationsService(
+            self.service, self.records, self.patients, self.sites,
+            PolicyService(self.policies, self.clock, refresh_seconds=60), self.staff, self.records, self.clock,
+            key=b"unit-test-reference-key", keys=self.keys)
+
+    def crash_at(self, step: str) -> None:
+        """Stop every part of the work at `step`, as a process dying there would."""
+        def hook(name: str) -> None:
+            if name == step:
+                raise SimulatedCrashError(name)
+
+        self.service.step_hook = self.follow_up.step_hook = self.operations.step_hook = hook
+
+    def no_crash(self) -> None:
+        self.service.step_hook = self.follow_up.step_hook = self.operations.step_hook = lambda name: None
+
+    def store_requests(self) -> int:
+        return super().store_requests() + self.vaccinations.requests.total + self.audit.requests.total
+
+    def reset_requests(self) -> None:
+        super().reset_requests()
+        self.vaccinations.requests.reset()
+        self.audit.requests.reset()
+
+    def check_site_invariants(self) -> None:
+        """Nothing lost or doubled once everything finished or was repaired, with the site's statuses.
+
+        Slots count exactly their holds within capacity; an appointment still to happen holds its place and its
+        dose claim; a dose given or a visit missed keeps its place; a cancelled one holds nothing; no booking owes
+        work; each vaccinated appointment has exactly one record and one dose on the person's record, and one
+        VaccinationRecorded event was owed for it.
+        """
+        records = {r.reference: r for r in self.records.records()}
+        for (_, ident), slot in self.holds.slots.items():
+            assert slot.booked == len(slot.holds) <= slot.capacity, f"{ident}: {slot.booked} for {len(slot.holds)}"
+            for reference in slot.holds:
+                record = records.get(reference)
+                assert record is not None, f"{ident} is held by {reference}, which has no booking"
+                here = next((a for a in record.appointments if a.slot_id == ident), None)
+                assert here is not None and record.status_of(here) in (
+                    BookingStatus.CONFIRMED, BookingStatus.CHECKED_IN, BookingStatus.VACCINATED,
+                    BookingStatus.DID_NOT_ATTEND), f"{ident} is held by {reference} for nothing"
+        for record in records.values():
+            assert record.cleanup is None and record.move is None, f"{record.reference} still owes work"
+            assert record.status != BookingStatus.PENDING, f"{record.reference} is still pending"
+            for a in record.open_appointments():
+                assert a.slot_id in self.holds.held_by(record.reference) or record.walk_in
+                claim = self.patients.people[record.person.nhs_number].claims.get(a.dose)
+                assert claim is not None and claim.reference == record.reference
+            for a in record.appointments:
+                if record.status_of(a) == BookingStatus.VACCINATED:
+                    assert a.vaccination_id in self.vaccinations.records
+                    doses = [d for d in self.patients.recorded.get(record.person.nhs_number, {}).values()
+                             if d.vaccination_id == a.vaccination_id]
+                    assert len(doses) == 1
+        given = [e.vaccination.vaccination_id for e in self.publisher.events if e.type == "VaccinationRecorded"
+                 and e.vaccination is not None]
+        assert len(given) == len(set(given)), "a dose was announced twice"
+
+
+class SimulatedCrashError(Exception):
+    """A process dying between two writes."""
+
+
+# ---- GP practices: lists and reports in blobs, uploads and invitations, the register read in batches ----------
+
+
+@dataclass
+class InMemoryUploadFiles:
+    """UploadFiles over bytes in memory, read in chunks pinned to an etag, as the blob adapter reads them."""
+
+    blobs: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    chunk_bytes: int = 64
+    reads: int = 0
+    _versions: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    def put(self, name: str, data: bytes) -> str:
+        etag = f"0x{next(self._versions):04X}"
+        self.blobs[name] = (data, etag)
+        return etag
+
+    async def version(self, blob_name: str) -> BlobVersion | None:
+        found = self.blobs.get(blob_name)
+        return BlobVersion(blob_name, found[1], len(found[0])) if found else None
+
+    async def chunks(self, blob_name: str, etag: str) -> AsyncIterator[bytes]:
+        offset = 0
+        while True:
+            found = self.blobs.get(blob_name)
+            if found is None or found[1] != etag:
+                raise FileChangedError("changed")
+            chunk = found[0][offset:offset + self.chunk_bytes]
+            if not chunk:
+                return
+            self.reads += 1
+            offset += len(chunk)
+            await asyncio.sleep(0)
+            yield chunk
+
+
+@dataclass
+class InMemoryReportFiles:
+    """ReportFiles: a report becomes visible, whole, when its writer commits (with an etag per commit)."""
+
+    reports: dict[str, tuple[str, str]] = field(default_factory=dict)
+    commits: dict[str, int] = field(default_factory=dict)
+    keep: bool = True  # False: count the text but keep none of it (memory tests)
+    written: int = 0
+    _versions: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    async def etag(self, blob_name: str) -> str | None:
+        found = self.reports.get(blob_name)
+        return found[1] if found else None
+
+    def writer(self, blob_name: str, replaces: str | None = None) -> InMemoryReportWriter:
+        return InMemoryReportWriter(self, blob_name, replaces)
+
+    def text(self, blob_name: str) -> str:
+        return self.reports[blob_name][0]
+
+
+@dataclass
+class InMemoryReportWriter:
+    files: InMemoryReportFiles
+    name: str
+    replaces: str | None
+    parts: list[str] = field(default_factory=list)
+
+    async def write(self, text: str) -> None:
+        self.files.written += len(text)
+        if self.files.keep:
+            self.parts.append(text)
+        await asyncio.sleep(0)
+
+    async def commit(self) -> None:
+        if self.replaces is not None and (found := self.files.reports.get(self.name)) and found[1] != self.replaces:
+            raise FileChangedError("the report changed")
+        self.files.reports[self.name] = ("".join(self.parts), f"r{next(self.files._versions)}")
+        self.files.commits[self.name] = self.files.commits.get(self.name, 0) + 1
+
+
+@dataclass
+class InMemoryRegisterBatch:
+    """RegisterBatch over the booking world's person documents: one counted request per batch."""
+
+    patients: InMemoryPatientClaims
+    requests: RequestCounter = field(default_factory=RequestCounter)
+    largest: int = 0
+
+    async def read_many(self, nhs_numbers: list[str]) -> dict[str, RegisterEntry]:
+        await self.requests.request("read_many")
+        self.largest = max(self.largest, len(nhs_numbers))
+        found = {}
+        for number in nhs_numbers:
+            doc = self.patients.people.get(number)
+            if doc is not None and doc.record is not None:
+                found[number] = RegisterEntry(doc.record, frozenset(doc.claims))
+        return found
+
+
+@dataclass
+class InMemoryGpStore:
+    """GpStore with the Cosmos adapter's rules: create-once records, replaces on etags, counted requests."""
+
+    uploads_by_file: dict[tuple[str, str], StoredUpload] = field(default_factory=dict)
+    invitation_docs: dict[tuple[str, str], Invitation] = field(default_factory=dict)
+    requests: RequestCounter = field(default_factory=RequestCounter)
+    _versions: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    def _etag(self) -> str:
+        return f"e{next(self._versions)}"
+
+    async def get_upload(self, ods_code: str, file_name: str) -> StoredUpload | None:
+        await self.requests.request("get_upload")
+        return self.uploads_by_file.get((ods_code, file_name))
+
+    async def create_upload(self, record: UploadRecord) -> StoredUpload | None:
+        await self.requests.request("create_upload")
+        key = (record.ods_code, record.file_name)
+        if key in self.uploads_by_file:
+            return None
+        self.uploads_by_file[key] = StoredUpload(record, self._etag())
+        return self.uploads_by_file[key]
+
+    async def replace_upload(self, stored: StoredUpload, record: UploadRecord) -> StoredUpload | None:
+        await self.requests.request("replace_upload")
+        key = (record.ods_code, record.file_name)
+        current = self.uploads_by_file.get(key)
+        if current is None or current.etag != stored.etag:
+            return None
+        self.uploads_by_file[key] = StoredUpload(record, self._etag())
+        return self.uploads_by_file[key]
+
+    async def uploads(self, ods_code: str) -> list[UploadRecord]:
+        await self.requests.request("uploads")
+        return [s.record for (ods, _), s in self.uploads_by_file.items() if ods == ods_code]
+
+    async def invitations(self, ods_code: str, persons: list[str]) -> dict[str, Invitation]:
+        await self.requests.request("invitations")
+        return {p: self.invitation_docs[(ods_code, p)] for p in persons if (ods_code, p) in self.invitation_docs}
+
+    async def get_invitation(self, ods_code: str, person: str) -> Invitation | None:
+        await self.requests.request("get_invitation")
+        return self.invitation_docs.get((ods_code, person))
+
+    async def create_invitation(self, invitation: Invitation) -> Invitation | None:
+        await self.requests.request("create_invitation")
+        key = (invitation.ods_code, invitation.person)
+        if key in self.invitation_docs:
+            return None
+        self.invitation_docs[key] = dataclasses.replace(invitation, etag=self._etag())
+        return self.invitation_docs[key]
+
+    async def replace_invitation(self, current: Invitation, invitation: Invitation) -> Invitation | None:
+        await self.requests.request("replace_invitation")
+        key = (invitation.ods_code, invitation.person)
+        stored = self.invitation_docs.get(key)
+        if stored is None or stored.etag != current.etag:
+            return None
+        self.invitation_docs[key] = dataclasses.replace(invitation, etag=self._etag())
+        return self.invitation_docs[key]
+
+    async def mark_texted(self, invitation: Invitation) -> None:
+        await self.requests.request("mark_texted")
+        key = (invitation.ods_code, invitation.person)
+        self.invitation_docs[key] = dataclasses.replace(self.invitation_docs[key], texted=True, etag=self._etag())
+
+    async def mark_booked(self, ods_code: str, person: str, reference: str, now: dt.datetime) -> None:
+        await self.requests.request("mark_booked")
+        key = (ods_code, person)
+        self.invitation_docs[key] = dataclasses.replace(self.invitation_docs[key], booked_reference=reference,
+                                                        etag=self._etag())
+
+    async def open_invitations(self, ods_code: str, now: dt.datetime) -> int:
+        await self.requests.request("open_invitations")
+        return sum(1 for (ods, _), i in self.invitation_docs.items() if ods == ods_code and i.status(now) == "open")
+
+    async def untexted_invitations(self, ods_code: str, created_before: dt.datetime) -> list[Invitation]:
+        await self.requests.request("untexted_invitations")
+        return [i for (ods, _), i in self.invitation_docs.items() if ods == ods_code and not i.texted
+                and i.booked_reference is None and i.created_at < created_before < i.expires_at]
+
+
+@dataclass
+class RecordingInvitationTexts:
+    """InvitationTexts that keeps the queued batches for the test to send."""
+
+    batches: list[tuple[str, list[str]]] = field(default_factory=list)
+
+    async def enqueue(self, ods_code: str, persons: list[str]) -> None:
+        await asyncio.sleep(0)
+        self.batches.append((ods_code, list(persons)))
+
+    def take(self) -> list[tuple[str, list[str]]]:
+        taken, self.batches = self.batches, []
+        return taken
+
+
+@dataclass
+class RecordingInvitationSender:
+    """The notification path's send_invitation, once per delivery id (as the delivery ledger makes it)."""
+
+    texts: dict[str, tuple[str, str]] = field(default_factory=dict)  # delivery id -> (mobile, text)
+    attempts: int = 0
+
+    async def send_invitation(self, delivery_id: str, reference: str, mobile: str, text: str,
+                              person: str | None = None) -> None:
+        self.attempts += 1
+        await asyncio.sleep(0)
+        self.texts.setdefault(delivery_id, (mobile, text))
+
+
+@dataclass
+class HoldsSiteStore(InMemorySiteStore):
+    """A SiteStore whose slot listings come from the booking world's slot holds (one source of places)."""
+
+    holds: InMemorySlotHolds = field(default_factory=InMemorySlotHolds)
+
+    async def open_slots(self, site_id: str, first_day: dt.date, last_day: dt.date, product: str | None,
+                         after: dt.datetime) -> list[SlotState]:
+        self._count("open_slots")
+        found = []
+        for (site, ident), doc in self.holds.slots.items():
+            key = parse_slot_id(ident)
+            if site != site_id or key is None or doc.status != "open" or doc.booked >= doc.capacity:
+                continue
+            day = key.start.astimezone(LONDON).date()
+            if first_day <= day <= last_day and key.start > after and product in (None, key.product):
+                found.append(SlotState(ident, "s", key.product, key.start, key.start + dt.timedelta(minutes=15),
+                                       doc.capacity, doc.booked, doc.status))
+        return found
+
+
+# ---- the NIMS exchange: records to export, the ledger, files in and out, the register read many at once -------
+
+
+@dataclass
+class InMemoryExportQueue:
+    """ExportQueue over the site world's vaccination records: each carried by the one batch that claimed it."""
+
+    vaccinations: InMemoryVaccinationRecords
+    carried: dict[str, str] = field(default_factory=dict)  # vaccination id -> batch id
+    requests: RequestCounter = field(default_factory=RequestCounter)
+
+    async def unexported(self, limit: int) -> list[Any]:
+        from shared.ports.nims import RecordKey
+
+        await self.requests.request("unexported")
+        return [RecordKey(r.vaccination_id, r.site_id) for r in self.vaccinations.records.values()
+                if r.vaccination_id not in self.carried][:limit]
+
+    async def claim(self, key: Any, batch_id: str) -> Any:
+        await self.requests.request("claim")
+        record = self.vaccinations.records.get(key.vaccination_id)
+        if record is None or self.carried.setdefault(key.vaccination_id, batch_id) != batch_id:
+            return None
+        return record
+
+    async def claimed_by(self, batch_id: str) -> list[Any]:
+        await self.requests.request("claimed_by")
+        return [self.vaccinations.records[v] for v, b in self.carried.items() if b == batch_id]
+
+
+@dataclass
+class InMemoryNimsLedger:
+    """ExportLedger and InboundLedger: batches, files applied (etag-checked), the inbound cursor."""
+
+    batches: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, Any] = field(default_factory=dict)
+    settled_before: tuple[dt.datetime | None, str | None] = (None, None)
+    requests: RequestCounter = field(default_factory=RequestCounter)
+    _versions: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    async def open_batches(self) -> list[Any]:
+        await self.requests.request("open_batches")
+        return [b for b in self.batches.values() if b.state == "open"]
+
+    async def open(self, batch: Any) -> None:
+        await self.requests.request("open")
+        self.batches[batch.batch_id] = batch
+
+    async def close(self, batch: Any, resources: int, unmapped: int, now: dt.datetime) -> None:
+        await self.requests.request("close")
+        self.batches[batch.batch_id] = dataclasses.replace(batch, state="written", resources=resources,
+                                                           unmapped=unmapped)
+
+    async def file(self, name: str) -> Any:
+        await self.requests.request("file")
+        return self.files.get(name)
+
+    async def save(self, state: Any) -> Any:
+        await self.requests.request("save")
+        current = self.files.get(state.name)
+        if (current.version if current is not None else None) != state.version:
+            return None
+        saved = dataclasses.replace(state, version=f"v{next(self._versions)}")
+        self.files[state.name] = saved
+        return saved
+
+    async def cursor(self) -> Any:
+        from shared.ports.nims import InboundCursor
+
+        await self.requests.request("cursor")
+        return InboundCursor(*self.settled_before)
+
+    async def move_cursor(self, cursor: Any, settled_before: dt.datetime) -> None:
+        await self.requests.request("move_cursor")
+        if cursor.version == self.settled_before[1]:
+            self.settled_before = (settled_before, f"c{next(self._versions)}")
+
+
+@dataclass
+class InMemoryOutboundFiles:
+    """OutboundFiles: each file as last written, and how often each was written."""
+
+    blobs: dict[str, str] = field(default_factory=dict)
+    writes: dict[str, int] = field(default_factory=dict)
+
+    async def write(self, blob_name: str, lines: Any) -> None:
+        await asyncio.sleep(0)
+        self.blobs[blob_name] = "".join(lines)
+        self.writes[blob_name] = self.writes.get(blob_name, 0) + 1
+
+    def resources(self) -> list[dict[str, Any]]:
+        import json
+
+        return [json.loads(line) for text in self.blobs.values() for line in text.splitlines() if line.strip()]
+
+
+@dataclass
+class InMemoryInboundFiles:
+    """InboundFiles over bytes in memory, read from an offset in chunks pinned to an etag; bytes handed out counted."""
+
+    blobs: dict[str, tuple[bytes, str, dt.datetime]] = field(default_factory=dict)
+    chunk_bytes: int = 4096
+    bytes_read: int = 0
+    largest_chunk: int = 0
+    _versions: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    def put(self, name: str, data: bytes, at: dt.datetime | None = None) -> str:
+        etag = f"0x{next(self._versions):04X}"
+        self.blobs[name] = (data, etag, at or dt.datetime(2026, 3, 1, 8, 0, tzinfo=dt.UTC)
+                            + dt.timedelta(seconds=len(self.blobs)))
+        return etag
+
+    async def list(self) -> AsyncIterator[Any]:
+        from shared.ports.nims import InboundBlob
+
+        for name, (data, etag, at) in sorted(self.blobs.items()):
+            yield InboundBlob(name, etag, len(data), at)
+
+    async def chunks(self, blob: Any, offset: int) -> AsyncIterator[bytes]:
+        while True:
+            found = self.blobs.get(blob.name)
+            if found is None or found[1] != blob.etag:
+                raise FileChangedError("changed")
+            chunk = found[0][offset:offset + self.chunk_bytes]
+            if not chunk:
+                return
+            offset += len(chunk)
+            self.bytes_read += len(chunk)
+            self.largest_chunk = max(self.largest_chunk, len(chunk))
+            await asyncio.sleep(0)
+            yield chunk
+
+
+@dataclass
+class InMemoryInboundReports:
+    """InboundReports: blocks staged per report, the report visible once committed."""
+
+    staged: dict[tuple[str, str], str] = field(default_factory=dict)
+    reports: dict[str, str] = field(default_factory=dict)
+    commits: dict[str, int] = field(default_factory=dict)
+
+    async def stage(self, blob_name: str, block: str, text: str) -> None:
+        await asyncio.sleep(0)
+        self.staged[(blob_name, block)] = text
+
+    async def commit(self, blob_name: str, blocks: Any) -> None:
+        await asyncio.sleep(0)
+        self.reports[blob_name] = "".join(self.staged[(blob_name, b)] for b in blocks)
+        self.commits[blob_name] = self.commits.get(blob_name, 0) + 1
+
+    def report(self, file_name: str) -> dict[str, Any]:
+        import json
+
+        found: dict[str, Any] = json.loads(self.reports[f"{file_name}.report.json"])
+        return found
+
+
+@dataclass
+class NimsPatientClaims(SiteOpsPatientClaims):
+    """The site world's person documents, with the register import's upsert (the register part replaced, the
+    bookings kept) and RegisterPeople's read of many at once (one counted request per call)."""
+
+    async def lookup(self, nhs_number: str) -> PatientLookup:
+        await self.requests.request("lookup")
+        doc = self.people.get(nhs_number)
+        return PatientLookup(self.merged(nhs_number), frozenset(doc.claims) if doc else frozenset())
+
+    async def upsert_register_record(self, record: RegisterRecord, now: dt.datetime) -> None:
+        await self.requests.request("upsert_register_record")
+        doc = self.people.get(record.nhs_number)
+        if doc is None:
+            self.people[record.nhs_number] = PersonDocument(record)
+        else:
+            doc.record = record
+
+    async def add_dose(self, nhs_number: str, dose: Any) -> None:
+        if nhs_number not in self.people:
+            raise LookupError("no document for that person")  # Cosmos answers 404 to the patch
+        await super().add_dose(nhs_number, dose)
+
+    def merged(self, nhs_number: str) -> RegisterRecord | None:
+        doc = self.people.get(nhs_number)
+        if doc is None or doc.record is None:
+            return None
+        known = {v.vaccination_id for v in doc.record.vaccinations if v.vaccination_id}
+        extra = tuple(v for v in self.recorded.get(nhs_number, {}).values() if v.vaccination_id not in known)
+        return doc.record.model_copy(update={"vaccinations": (*doc.record.vaccinations, *extra)})
+
+    async def read_many(self, nhs_numbers: Any) -> dict[str, Any]:
+        from shared.ports.nims import PersonOnRegister
+
+        await self.requests.request("read_many")
+        found = {}
+        for number in nhs_numbers:
+            doc = self.people.get(number)
+            if doc is not None and doc.record is not None:
+                found[number] = PersonOnRegister(doc.record, tuple(self.recorded.get(number, {}).values()),
+                                                 dict(doc.claims))
+        return found
+
+    async def replace_register(self, record: RegisterRecord, now: dt.datetime) -> bool:
+        await self.requests.request("replace_register")
+        doc = self.people.get(record.nhs_number)
+        if doc is None:
+            return False
+        doc.record = record
+        return True
+
+
+@dataclass
+class InMemorySlotCounters:
+    """SlotCounters over the booking world's slot holds."""
+
+    holds: InMemorySlotHolds
+    requests: RequestCounter = field(default_factory=RequestCounter)
+
+    async def between(self, first: dt.date, last: dt.date) -> AsyncIterator[Any]:
+        from shared.ports.nims import SlotCount
+
+        await self.requests.request("between")
+        for (site, ident), slot in list(self.holds.slots.items()):
+            key = parse_slot_id(ident)
+            if key is not None and first <= key.start.astimezone(LONDON).date() <= last:
+                yield SlotCount(ident, site, slot.booked, len(slot.holds))
+
+    async def mend(self, slot: Any) -> bool:
+        await self.requests.request("mend")
+        doc = self.holds.slots.get((slot.site_id, slot.slot_id))
+        if doc is None or doc.booked != slot.booked:
+            return False
+        doc.booked = slot.holds
+        return True
+
+
+@dataclass
+class NimsWorld(SiteOpsWorld):
+    """SiteOpsWorld with the NIMS exchange over the fakes: the exporter, and the inbound run with reconciliation
+    and the slot recount."""
+
+    patients: NimsPatientClaims = field(default_factory=NimsPatientClaims)
+    ledger: InMemoryNimsLedger = field(default_factory=InMemoryNimsLedger)
+    outbound: InMemoryOutboundFiles = field(default_factory=InMemoryOutboundFiles)
+    inbound_files: InMemoryInboundFiles = field(default_factory=InMemoryInboundFiles)
+    reports: InMemoryInboundReports = field(default_factory=InMemoryInboundReports)
+    export_queue: InMemoryExportQueue = field(init=False)
+    counters: InMemorySlotCounters = field(init=False)
+    exporter: Any = field(init=False)
+    inbound: Any = field(init=False)
+
+    def __post_init__(self) -> None:
+        from shared.services.nims_export import NimsExporter
+        from shared.services.nims_inbound import InboundSettings, NimsInbound
+        from shared.services.nims_reconcile import RegisterReconciler, SlotRecount
+        from shared.services.register_import import RegisterImportService
+
+        super().__post_init__()
+        self.export_queue = InMemoryExportQueue(self.vaccinations)
+        self.counters = InMemorySlotCounters(self.holds)
+        policies = PolicyService(self.policies, self.clock, refresh_seconds=60)
+        self.exporter = NimsExporter(self.export_queue, self.ledger, self.outbound, self.clock)
+        self.inbound = NimsInbound(
+            self.inbound_files, self.reports, self.ledger, RegisterImportService(self.patients, self.clock),
+            self.patients, self.patients, RegisterReconciler(self.records, self.service, policies, self.clock),
+            SlotRecount(self.counters, self.clock), self.clock, b"unit-test-reference-key",
+            InboundSettings(lines_per_batch=50))
+
+    def store_requests(self) -> int:
+        return super().store_requests() + self.export_queue.requests.total + self.ledger.requests.total \
+            + self.counters.requests.total
+
+    def reset_requests(self) -> None:
+        super().reset_requests()
+        for counter in (self.export_queue.requests, self.ledger.requests, self.counters.requests):
+            counter.reset()

@@ -113,7 +113,7 @@ async def test_books_a_dose_and_the_next_at_two_sites_listing_the_second_at_its_
     world.check_invariants()
 
 
-async def test_a_single_dose_booking_costs_five_store_requests() -> None:
+async def test_a_single_dose_booking_costs_six_store_requests() -> None:
     world = BookingWorld()
     slot = world.slot(SOON)
     first, second = world.person(), world.person()
@@ -122,8 +122,9 @@ async def test_a_single_dose_booking_costs_five_store_requests() -> None:
 
     await world.service.book(request(second, slot))
 
-    # The person's view, the pending booking, the dose claim, the place, the commit.
-    assert world.store_requests() == 5, (world.patients.requests.by_kind, world.records.requests.by_kind,
+    # The person's view, the match confirmed (docs/security.md), the pending booking, the dose claim, the
+    # place, the commit.
+    assert world.store_requests() == 6, (world.patients.requests.by_kind, world.records.requests.by_kind,
                                          world.holds.requests.by_kind)
 
 
@@ -198,7 +199,8 @@ async def test_an_idempotency_key_retry_returns_the_first_answer_without_booking
     again = await world.service.book(request(number, slot), "key-1")
 
     assert again == first
-    assert world.store_requests() == 2  # the person's view and the booking: nothing written
+    # The person's view, the match confirmed, and the booking: no booking written.
+    assert world.store_requests() == 3
     assert world.holds.slot(slot).booked == 1 and len(world.records.records()) == 1
     world.check_invariants()
 

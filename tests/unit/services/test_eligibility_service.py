@@ -47,11 +47,11 @@ async def test_unknown_number_and_wrong_birth_date_get_the_same_answer() -> None
     assert unknown.reasons == ("NOT_MATCHED",) and not unknown.eligible
 
 
-async def test_a_matched_person_gets_the_domain_decision_from_one_read() -> None:
+async def test_a_matched_person_gets_the_domain_decision_from_one_read_and_one_conditional_write() -> None:
     service, patients, *_ = build()
     decision = await service.check(KNOWN, BORN, "client")
     assert decision.eligible and decision.next_dose == 1 and decision.cohort == 3  # 75 on the day
-    assert patients.reads == 1 and patients.writes == 0
+    assert patients.reads == 1 and patients.writes == 1  # the match confirmed on the version read
 
 
 @pytest.mark.parametrize("number", [KNOWN, UNKNOWN])

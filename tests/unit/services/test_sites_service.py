@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, replace
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import pytest
@@ -360,7 +361,7 @@ async def test_a_slot_listing_is_served_again_from_the_instance_for_its_few_seco
 
     class Index:
         async def find(self, site_id: str) -> object:
-            return object()
+            return SimpleNamespace(in_national_search=True)  # a site search may list
 
     store, clock = CountingStore(), FakeClock()
     search = SiteSearchService(store, Index(), None, None, clock, slot_listing_seconds=2)  # type: ignore[arg-type]

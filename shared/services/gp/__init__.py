@@ -1,0 +1,1 @@
+"""GP practices: patient-list uploads, the register check, invitations and booking at the practice."""
