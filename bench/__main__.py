@@ -41,6 +41,11 @@ def main() -> None:
         "waiting_room_polls_per_s": room["polls_per_s"],
         "waiting_room_admitted_vs_configured": round(
             room["admit_per_minute_achieved"] / room["admit_per_minute_configured"], 3),
+        "queue_position_error_max": room["queue_position_error_max"],
+        "queue_position_error_max_one_instance": room["queue_position_error_max_burst_one_instance"],
+        "queue_position_within_bound_share": room["queue_position_within_bound_share"],
+        "queue_wait_estimate_ratio_range": [room["queue_wait_estimate_ratio_min"],
+                                            room["queue_wait_estimate_ratio_max"]],
         "devhost_to_bare_http_ratio": overhead.get("ratio_devhost_async_to_bare"),
         "journey_peak_requests_per_s": load["peak_requests_per_s"],
         "journey_peak_users": load["peak_users"],

@@ -2,7 +2,8 @@
 
 Measures joins/s and polls/s, Cosmos requests (and queue messages) per join and per poll, the
 admission timer's cost per tick, and the admission rate it achieves against the configured one
-while a tenth of the tickets have lapsed. Prints a final JSON line.
+while a tenth of the tickets have lapsed; then how true the positions told are, in bursts and a
+steady stream (bench/queue_positions.py). Prints a final JSON line.
 
 Run: `.venv/bin/python -m bench.waiting_room` (or `make bench`).
 """
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench import queue_positions
 from devhost.launch import start_emulators
 from shared import resources
 from shared.services.waiting_room import WaitingRoomService
@@ -152,6 +154,10 @@ async def run() -> dict[str, Any]:
     started = time.perf_counter()
     assert await Services(clients, clock).waiting_room_admission.advance() is not None
     rebuild_seconds, rebuild_cosmos = time.perf_counter() - started, cosmos.total
+    # The state document every instance reads every two seconds, as stored with this queue.
+    container = clients.database().get_container_client(resources.WAITING_ROOM.name)
+    state_bytes = len(json.dumps(await container.read_item("national-state", partition_key="national-state")))
+    positions = await queue_positions.measure(clients)
     await close_clients()
     return {
         "benchmark": "waiting_room",
@@ -175,6 +181,8 @@ async def run() -> dict[str, Any]:
         "admit_per_minute_achieved": round(admitted / span * 60) if span else 0,
         "lapsed_passed_while_admitting": lapsed,
         "waiting_after": after.state.waiting,
+        "state_document_bytes": state_bytes,
+        **positions,
     }
 
 

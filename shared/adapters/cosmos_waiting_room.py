@@ -70,7 +70,7 @@ def _index(doc: object) -> QueueIndex:
 
 def _source_doc(source: JoinSource) -> dict[str, Any]:
     doc: dict[str, Any] = {"id": source.id, "n": source.batches, "h": source.horizon, "l": source.last,
-                           "r": source.recent}
+                           "r": source.recent, "s": source.since, "c": source.share}
     if source.runs:
         doc["x"] = [[run.first, run.last, run.first_top, run.first_count, run.top, run.count] for run in source.runs]
     return doc
@@ -78,14 +78,15 @@ def _source_doc(source: JoinSource) -> dict[str, Any]:
 
 def _source(doc: dict[str, Any]) -> JoinSource:
     return JoinSource(id=str(doc["id"]), batches=int(doc.get("n", 0)), horizon=int(doc.get("h", 0)),
-                      last=int(doc.get("l", 0)), recent=int(doc.get("r", 0)),
+                      last=int(doc.get("l", 0)), recent=int(doc.get("r", 0)), since=int(doc.get("s", 0)),
+                      share=int(doc.get("c", 0)),
                       runs=tuple(ReadRun(*(int(value) for value in run)) for run in doc.get("x", ())))
 
 
 def _state_doc(doc_id: str, state: RoomState) -> dict[str, Any]:
     return {"id": doc_id, "pk": doc_id, "frontier": state.frontier, "lapsedHere": sorted(state.lapsed_here),
             "index": _index_doc(state.index), "sources": [_source_doc(source) for source in state.sources],
-            "tickSeconds": state.tick_seconds, "shareSeconds": state.share_seconds,
+            "tickSeconds": state.tick_seconds,
             "joinLagSeconds": state.join_lag_seconds, "reportUntil": state.report_until,
             "windows": [[at.isoformat(), until] for at, until in state.windows],
             "liveRatio": state.live_ratio, "joined": state.joined, "admitted": state.admitted,
@@ -100,7 +101,6 @@ def _state(doc: dict[str, Any]) -> RoomState:
                      index=_index(doc.get("index")),
                      sources=tuple(_source(source) for source in doc.get("sources", ())),
                      tick_seconds=float(doc.get("tickSeconds", 2.0)),
-                     share_seconds=float(doc.get("shareSeconds", 120.0)),
                      join_lag_seconds=float(doc.get("joinLagSeconds", 0.0)),
                      report_until=int(report_until) if report_until is not None else None,
                      windows=tuple((dt.datetime.fromisoformat(at), int(until) if until is not None else None)

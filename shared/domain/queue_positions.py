@@ -4,7 +4,7 @@ The admission timer holds the waiting tickets' sequence numbers in order. It pub
 every instance caches, a compact index of them (`QueueIndex`) and, per instance that sent joins, how
 far it has read that instance's join messages (`JoinSource`). An instance answering a poll counts the
 waiting tickets ahead from the index with a bisection, adds its own joins the timer has not read yet
-(`OwnJoins`, exact), and estimates the other instances' unread joins from their share of arrivals.
+(`OwnJoins`, exact), and estimates the other instances' unread joins from their rates of arrivals.
 No I/O here: the timer (`SourceTracker`) and the instances feed these from what they see.
 """
 
@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Final
 
-# The index keeps the sequence number of the waiting tickets at ranks 0, 1, 2, ... 255 and from there
-# one every rank // INDEX_RESOLUTION: a count read from it is exact below rank 256 and off by less than
-# 1/128 of the rank above (0.8%); 1,315 entries for a million waiting, 1,610 for ten million.
+# The index keeps the sequence number of the waiting tickets at ranks 0, 1, 2, ... 511 and from there
+# one every rank // INDEX_RESOLUTION: a count read from it is exact below rank 512 and off by less than
+# 1/256 of the rank above (0.4%); 2,526 entries for a million waiting, 3,117 for ten million.
 INDEX_RESOLUTION: Final = 256
 # A join message not read this long after a later one from the same instance is taken as lost (its
 # sender failed the joins it held, and their holders were never given tickets).
@@ -30,7 +30,9 @@ GAP_GRACE: Final = dt.timedelta(seconds=30)
 SHARE_WINDOW: Final = dt.timedelta(minutes=2)
 # Pseudo-joins added to both sides of a share ratio: a load balancer spreads requests evenly over
 # instances, so a ratio measured on a few joins is pulled towards one.
-SHARE_PRIOR: Final = 20
+SHARE_PRIOR: Final = 100
+# Shares are measured again once the join time every instance has been read to holds this many joins.
+SHARE_SAMPLE: Final = 100
 # An instance that sent no join for this long leaves the state.
 SOURCE_KEEP: Final = dt.timedelta(minutes=10)
 # An instance remembers its own joins this long; the timer reads a join within seconds of it.
@@ -129,9 +131,12 @@ class JoinSource:
     An instance numbers its join messages 1, 2, 3... and its tickets' sequence numbers rise with them.
     `batches`: its messages 1..batches have all been read; `horizon`: the highest sequence number in
     them, so every ticket of this instance up to it is in the index; `runs`: the messages read beyond
-    those (the queue does not keep order), one run per gap; `recent`: its joins in SHARE_WINDOW of
-    join time that the timer has read completely for every instance (its share of arrivals,
-    undistorted by which messages happen to have been read); `last`: the highest sequence number read.
+    those (the queue does not keep order), one run per gap; `recent`: its joins in the last
+    SHARE_WINDOW up to its horizon, the first of them at `since` or just after (all read, so its rate
+    of arrivals is `rate()`, undistorted by which later messages happen to have been read); `share`:
+    its joins in the last SHARE_WINDOW up to where every instance has been read to, the last time that
+    held SHARE_SAMPLE joins (instances' shares compare over the same join time); `last`: the highest
+    sequence number read.
     """
 
     id: str
@@ -139,7 +144,17 @@ class JoinSource:
     horizon: int = 0
     last: int = 0
     recent: int = 0
+    since: int = 0
+    share: int = 0
     runs: tuple[ReadRun, ...] = ()
+
+    def rate(self) -> tuple[float, float]:
+        """(joins per microsecond, microseconds observed): the gaps between its joins counted, over
+        the span from the first to the last (so neither end's place in a gap biases it)."""
+        span = self.horizon - self.since
+        if self.recent <= 1 or span < _SHARE_BUCKET:
+            return 0.0, 0.0
+        return (self.recent - 1) / span, float(span)
 
 
 # The queue's latency is the median of this many records' (join to record).
@@ -154,14 +169,17 @@ class _Track:
     batches: int = 0
     horizon: int = 0
     last: int = 0
-    extra: dict[int, tuple[int, int, dt.datetime]] = field(default_factory=dict)  # number: (top, count, read at)
-    recent: dict[int, int] = field(default_factory=dict)  # joins read per tenth of a second of join time
+    # Messages read beyond `batches`, number: (top, joins, read at, whether to count them in the share).
+    extra: dict[int, tuple[int, int, dt.datetime, bool]] = field(default_factory=dict)
+    # Joins up to the horizon per tenth of a second of join time.
+    recent: dict[int, int] = field(default_factory=dict)
+    share: int = 0
 
 
-def _runs(extra: dict[int, tuple[int, int, dt.datetime]]) -> list[ReadRun]:
+def _runs(extra: dict[int, tuple[int, int, dt.datetime, bool]]) -> list[ReadRun]:
     runs: list[ReadRun] = []
     for number in sorted(extra):
-        top, count, _ = extra[number]
+        top, count, _, _ = extra[number]
         if runs and runs[-1].last == number - 1:
             run = runs[-1]
             runs[-1] = ReadRun(run.first, number, run.first_top, run.first_count, max(run.top, top), run.count + count)
@@ -173,27 +191,27 @@ def _runs(extra: dict[int, tuple[int, int, dt.datetime]]) -> list[ReadRun]:
 class SourceTracker:
     """The timer's account of each instance's join messages, from which it publishes `JoinSource`s."""
 
-    def __init__(self, sources: Iterable[JoinSource] = (), now: dt.datetime | None = None,
-                 share_seconds: float = 0.0) -> None:
+    def __init__(self, sources: Iterable[JoinSource] = (), now: dt.datetime | None = None) -> None:
         self._tracks: dict[str, _Track] = {}
-        # The join time the published shares cover (less than the window until it has run that long).
-        self.share_seconds = share_seconds
         # From a join to its record, for the records read lately (seconds).
         self._lags: list[float] = []
         self.lag_seconds = 0.0
         read_at = now or _EPOCH
         for source in sources:
-            # Restored from the state: a run's inner messages as one, its share until the window passes.
-            extra: dict[int, tuple[int, int, dt.datetime]] = {}
+            # Restored from the state: a run's inner messages as one, its share as one count at the
+            # start of the span it covered (and one at its end), until the window passes it by.
+            extra: dict[int, tuple[int, int, dt.datetime, bool]] = {}
             for run in source.runs:
-                extra[run.first] = (run.first_top, run.first_count, read_at)
+                extra[run.first] = (run.first_top, run.first_count, read_at, True)
                 for number in range(run.first + 1, run.last + 1):
-                    extra[number] = (run.top, run.count - run.first_count if number == run.last else 0, read_at)
-            # Its share as one count at the start of the span it covered, so that the span stands too.
-            start = source.last // _SHARE_BUCKET - max(1, round(share_seconds * _MICROS / _SHARE_BUCKET))
-            self._tracks[source.id] = _Track(
-                batches=source.batches, horizon=source.horizon, last=source.last, extra=extra,
-                recent={start: source.recent} if source.recent else {})
+                    extra[number] = (run.top, run.count - run.first_count if number == run.last else 0, read_at, True)
+            recent: dict[int, int] = {}
+            if source.recent:
+                recent[source.since // _SHARE_BUCKET] = source.recent - 1
+                end = source.horizon // _SHARE_BUCKET
+                recent[end] = recent.get(end, 0) + 1
+            self._tracks[source.id] = _Track(batches=source.batches, horizon=source.horizon, last=source.last,
+                                             extra=extra, recent=recent, share=source.share)
 
     def read(self, source: str, number: int, seqs: Sequence[int], now: dt.datetime, fresh: bool = True,
              written_at: dt.datetime | None = None) -> None:
@@ -206,23 +224,24 @@ class SourceTracker:
         if fresh and written_at is not None:
             self._lags.append(max(0.0, (_micros(written_at) - top) / _MICROS))
         track.last = max(track.last, top)
-        if fresh:
-            bucket = top // _SHARE_BUCKET
-            track.recent[bucket] = track.recent.get(bucket, 0) + len(seqs)
         if number > track.batches and number not in track.extra:
-            track.extra[number] = (top, len(seqs), now)
+            track.extra[number] = (top, len(seqs), now, fresh)
             self._absorb(track)
 
     @staticmethod
     def _absorb(track: _Track) -> None:
+        """Messages that now follow the read ones without a gap join them, and count in the share."""
         while track.batches + 1 in track.extra:
-            top, _, _ = track.extra.pop(track.batches + 1)
+            top, count, _, fresh = track.extra.pop(track.batches + 1)
             track.batches += 1
             track.horizon = max(track.horizon, top)
+            if fresh and count:
+                bucket = top // _SHARE_BUCKET
+                track.recent[bucket] = track.recent.get(bucket, 0) + count
 
     def _pass_lost(self, track: _Track, now: dt.datetime) -> None:
         """Messages missing for GAP_GRACE, or beyond MAX_RUNS gaps, are taken as lost."""
-        while track.extra and (now - min(at for _, _, at in track.extra.values()) >= GAP_GRACE
+        while track.extra and (now - min(at for _, _, at, _ in track.extra.values()) >= GAP_GRACE
                                or len(_runs(track.extra)) > MAX_RUNS):
             track.batches = min(track.extra) - 1
             self._absorb(track)
@@ -236,26 +255,34 @@ class SourceTracker:
             track.recent = {bucket: count for bucket, count in track.recent.items() if bucket >= oldest}
             if track.last < keep_from and not track.extra:
                 del self._tracks[source]
-        # Shares are counted up to the join time every instance's messages have all been read to (an
-        # instance stuck for longer than a window behind is left out of that limit, not waited for).
-        recent_limit = _micros(now - SHARE_WINDOW)
-        share_end = min((track.horizon for track in self._tracks.values() if track.horizon > recent_limit),
-                        default=_micros(now))
-        # Whole buckets only, from the first with any join (the room may have opened less than a window ago).
-        end = share_end // _SHARE_BUCKET
-        known_from = min((min(track.recent) for track in self._tracks.values() if track.recent), default=end)
-        start = max(end - _micros(_EPOCH + SHARE_WINDOW) // _SHARE_BUCKET, known_from)
-        self.share_seconds = max(1, end - start) * _SHARE_BUCKET / _MICROS
+        start = _micros(now - SHARE_WINDOW) // _SHARE_BUCKET
+        self._measure_shares(start)
         if self._lags:
             self._lags = self._lags[-LAG_SAMPLES:]
             self.lag_seconds = sorted(self._lags)[len(self._lags) // 2]
         result = []
         for source, track in self._tracks.items():
+            counted = [bucket for bucket in track.recent if bucket >= start]
             result.append(JoinSource(
                 id=source, batches=track.batches, horizon=track.horizon, last=track.last,
-                recent=sum(count for bucket, count in track.recent.items() if start <= bucket < end),
+                recent=sum(track.recent[bucket] for bucket in counted),
+                since=min(counted) * _SHARE_BUCKET if counted else 0, share=track.share,
                 runs=tuple(_runs(track.extra))))
         return tuple(sorted(result, key=lambda found: found.id))
+
+    def _measure_shares(self, start: int) -> None:
+        """Each instance's joins over the same join time, up to where every active instance has been
+        read to: kept from the last time that held enough joins (an instance held up keeps them)."""
+        active = [track for track in self._tracks.values() if any(bucket >= start for bucket in track.recent)]
+        if not active:
+            return
+        end = min(track.horizon for track in active) // _SHARE_BUCKET  # whole buckets before it only
+        counts = [sum(count for bucket, count in track.recent.items() if start <= bucket < end) for track in active]
+        if sum(counts) >= SHARE_SAMPLE:
+            for track in self._tracks.values():
+                track.share = 0
+            for track, count in zip(active, counts, strict=True):
+                track.share = count
 
 
 # --- What an instance knows of its own joins --------------------------------------------------
@@ -349,44 +376,52 @@ class OwnJoins:
 
 
 def unread_joins_before(seq: int, floor: int, sources: Sequence[JoinSource], own: OwnJoins | None,
-                        share_seconds: float = SHARE_WINDOW.total_seconds(), read_to: int = 0) -> float:
+                        read_to: int = 0) -> float:
     """Joins after `floor` and before `seq` that the state's index does not hold yet.
 
     This instance's own are counted exactly. Another instance's are estimated from its rate of joins
-    (its share, over `share_seconds` of join time) from `read_to`, the join time up to which the
-    timer had most likely read everything (its read less the queue's latency), unless this
-    instance's own joins over the same span depart from its own rate by more than chance allows (a
-    burst has begun, or ended): then from those, scaled by the two instances' shares, since a load
-    balancer spreads a burst as it spread what came before. An instance the timer has not heard from
-    yet is not counted.
+    (`JoinSource.rate`) from `read_to`, the join time up to which the timer had
+    most likely read everything (its read less the queue's latency), unless this instance's own
+    joins over the same span depart from its own rate by more than chance allows (a burst has begun,
+    or ended): then from those, scaled by the two instances' rates, since a load balancer spreads a
+    burst as it spread what came before. An instance the timer has not heard from yet is not counted.
     """
     mine = next((source for source in sources if own is not None and source.id == own.source), None)
     total = float(own.unread_between(floor, seq, mine)) if own is not None else 0.0
-    window = max(_SHARE_BUCKET, share_seconds * _MICROS)
     for source in sources:
-        if source is not mine and source.recent > 0:
-            total += _unread_of(source, seq, floor, own, mine, window, read_to)
+        if source is not mine and (source.recent > 0 or source.runs):  # idle ones sent nothing lately
+            total += _unread_of(source, seq, floor, own, mine, read_to)
     return total
 
 
 def _unread_of(source: JoinSource, seq: int, floor: int, own: OwnJoins | None, mine: JoinSource | None,
-               window: float, read_to: int = 0) -> float:
+               read_to: int = 0) -> float:
     """Another instance's joins after `floor` and before `seq` not read yet: in the messages missing
     between those read (each holds at least one join), and after the last read."""
+    rate, _ = source.rate()
+    own_rate, _ = mine.rate() if mine is not None else (0.0, 0.0)
+    # The two shares' ratio, pulled towards one as a load balancer makes it, the less was seen; equal
+    # while this instance's share is not known.
+    if mine is None or (mine.share == 0 and source.share > 0):
+        ratio = 1.0
+    else:
+        ratio = (source.share + SHARE_PRIOR) / (mine.share + SHARE_PRIOR)
 
     def joins(low: int, high: int, since_read: bool = False) -> float:
         """Its joins between `low` and `high`, as far as this instance can tell. `since_read`: `low` is
         its last join read, and none came between that and what the timer had read to (counting from
         a join of its own would count that empty stretch as well)."""
         span = max(0, high - max(low, read_to) if since_read else high - low)
-        steady = source.recent * span / window
-        if own is None or mine is None or mine.recent == 0:
+        steady = rate * span
+        if own is None:
             return steady
         counted = own.spread(low, high)
-        expected = mine.recent * span / window
+        if own_rate == 0:
+            return counted * ratio  # nothing measured yet (the room has just opened): as this one's
+        expected = own_rate * span
         if abs(counted - expected) <= 2 * math.sqrt(expected) + 2:
             return steady  # this instance's own arrivals look as usual: so, most likely, do the others'
-        return counted * (source.recent + SHARE_PRIOR) / (mine.recent + SHARE_PRIOR)
+        return counted * ratio
 
     total, number, top = 0.0, source.batches, source.horizon
     for run in source.runs:
@@ -395,8 +430,12 @@ def _unread_of(source: JoinSource, seq: int, floor: int, own: OwnJoins | None, m
             # Between the messages read: what the span held less the later message's own joins (each
             # message holds one at least), of which those before `seq`.
             held = joins(low, run.first_top + 1)
-            expected = max(float(missing), held - run.first_count)
-            before = joins(low, seq) if held > 0 else expected * (seq - low) / (run.first_top - low)
+            if held > 0:
+                expected = max(float(missing), held - run.first_count)
+                before = joins(low, seq)
+            else:  # nothing to go by but the message read after them
+                expected = float(missing * run.first_count)
+                before = expected * (seq - low) / (run.first_top - low)
             total += min(expected, before)
         number, top = run.last, run.top
     low = max(source.last, floor)

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from shared.domain.queue_positions import (
-    SHARE_WINDOW,
     JoinSource,
     OwnJoins,
     QueueIndex,
@@ -137,9 +136,8 @@ class RoomState:
     ticked_at: dt.datetime | None = None
     # The measured time between the timer's last two ticks.
     tick_seconds: float = TICK.total_seconds()
-    # The join time the sources' shares of arrivals were counted over, and the queue's latency from a
-    # join to its record (median): what was read at `ticked_at` holds most joins up to that long before.
-    share_seconds: float = SHARE_WINDOW.total_seconds()
+    # The queue's latency from a join to its record (median): what was read at `ticked_at` holds most
+    # joins up to that long before.
     join_lag_seconds: float = 0.0
     # The write time of the oldest join record that may hold a ticket still waiting.
     ledger_from: dt.datetime | None = None
@@ -210,7 +208,7 @@ def people_ahead(seq: int, settings: RoomSettings, state: RoomState, now: dt.dat
         return 0.0
     known = max(0.0, state.index.below(seq) - state.index.below(floor + 1))
     read_to = seq_at(state.ticked_at - dt.timedelta(seconds=state.join_lag_seconds)) if state.ticked_at else 0
-    unread = unread_joins_before(seq, floor, state.sources, own, state.share_seconds, read_to)
+    unread = unread_joins_before(seq, floor, state.sources, own, read_to)
     return max(0.0, (known + unread) * state.live_ratio - admitted_since(settings, state, now))
 
 
@@ -353,7 +351,7 @@ def lapsed_by_bucket(seqs: Iterable[int]) -> dict[int, frozenset[int]]:
 
 def after_tick(state: RoomState, progress: Progress, remaining: Sequence[int], settings: RoomSettings,
                now: dt.datetime, joined: int, implicitly_admitted: int, ledger_from: dt.datetime | None,
-               sources: tuple[JoinSource, ...] = (), share_seconds: float | None = None,
+               sources: tuple[JoinSource, ...] = (),
                join_lag_seconds: float | None = None) -> tuple[RoomState, dict[int, frozenset[int]]]:
     """The next state, and the lapsed sets of buckets the frontier has now left (to archive first)."""
     lapsed_here: set[int] = set(state.lapsed_here)
@@ -369,7 +367,6 @@ def after_tick(state: RoomState, progress: Progress, remaining: Sequence[int], s
         lapsed_here=grouped.get(current, frozenset()),
         index=queue_index(remaining),
         sources=sources,
-        share_seconds=state.share_seconds if share_seconds is None else share_seconds,
         join_lag_seconds=state.join_lag_seconds if join_lag_seconds is None else join_lag_seconds,
         report_until=until,
         windows=next_windows(state.windows, now, until),

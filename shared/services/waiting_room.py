@@ -408,7 +408,7 @@ class AdmissionTimer:
         ledger_from = min((at for at, _ in in_play), default=None)
         sources = self._sources.published(now)
         next_state, archive = after_tick(state, progress, remaining, settings, now, joined, implicit, ledger_from,
-                                         sources, self._sources.share_seconds, self._sources.lag_seconds)
+                                         sources, self._sources.lag_seconds)
         # Archived lapsed sets first: an instance only looks for one once the state says the frontier left it.
         if archive:
             await self._store.save_lapsed(archive)
@@ -426,7 +426,7 @@ class AdmissionTimer:
                              now: dt.datetime) -> tuple[int, int]:
         """Fold in joins and poll reports written since the last read: (joined, admitted in passing)."""
         if self._read_to is None:
-            self._sources = SourceTracker(state.sources, now, state.share_seconds)
+            self._sources = SourceTracker(state.sources, now)
             self._accounted = state.ticked_at
             start = max(state.ledger_from or state.ticked_at or moment_of(settings.opened_at), now - MAX_REBUILD)
             joins = await self._store.joins_since(start - JOURNAL_MARGIN, now, floor)

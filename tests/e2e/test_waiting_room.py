@@ -139,10 +139,10 @@ def test_a_burst_of_thirty_is_told_the_people_ahead_at_join_and_once_the_timer_h
     before = configure(devhost_url, enabled=True, admitPerMinute=6)
     time.sleep(REFRESH)
     try:
-        started = time.monotonic()
+        # Ten at a time: the 30 join within about two seconds here, and the told positions must be true
+        # however long a loaded machine stretches that (so the time taken is not asserted).
         with ThreadPoolExecutor(max_workers=10) as pool:
             answers = list(pool.map(lambda _: join(devhost_url, client_headers), range(30)))
-        assert time.monotonic() - started < 2.0, time.monotonic() - started
         in_order = sorted(answers, key=lambda answer: ticket_seq(answer["ticket"]))
         # At join time (nothing can have been admitted yet: the first admission is due 10 s after opening).
         for ahead, answer in enumerate(in_order):

@@ -90,7 +90,8 @@ async def test_settings_and_state_are_replaced_only_by_the_writer_who_read_them(
     assert loaded is not None and not loaded.settings.enabled and loaded.settings.version == 2
 
     now = room.clock.now()
-    source = JoinSource("instance-a", 3, 40, 55, 9, (ReadRun(5, 6, 50, 1, 55, 2),))
+    source = JoinSource("instance-a", batches=3, horizon=40, last=55, recent=9, since=20, share=8,
+                        runs=(ReadRun(5, 6, 50, 1, 55, 2),))
     state = RoomState(frontier=seq_at(now), lapsed_here=frozenset({5, 6}), index=queue_index([7, 9, 12]),
                       sources=(source,), tick_seconds=2.5,
                       report_until=None, windows=((now, 7), (now, None)), joined=9, ticked_at=now, ledger_from=now)
@@ -105,8 +106,9 @@ async def test_the_state_of_a_million_waiting_stays_small_and_reads_back_exactly
     now = room.clock.now()
     start = seq_at(now - dt.timedelta(hours=2))
     waiting = [start + i * 7_200 for i in range(1_000_000)]  # two hours of joins at 139 a second
-    sources = tuple(JoinSource(f"instance-{i:03}", 90_000, waiting[-1] - i, waiting[-1], 1_200,
-                               (ReadRun(90_002, 90_005, waiting[-1] + 10, 25, waiting[-1] + 40, 100),))
+    sources = tuple(JoinSource(f"instance-{i:03}", batches=90_000, horizon=waiting[-1] - i, last=waiting[-1],
+                               recent=1_200, since=waiting[-1] - 120_000_000, share=1_100,
+                               runs=(ReadRun(90_002, 90_005, waiting[-1] + 10, 25, waiting[-1] + 40, 100),))
                     for i in range(100))
     state = RoomState(frontier=start - 1, index=queue_index(waiting), sources=sources, ticked_at=now)
     size = len(json.dumps(_state_doc("x", state), separators=(",", ":")))

@@ -6,6 +6,8 @@ import datetime as dt
 import json
 import random
 
+import pytest
+
 from shared.domain.queue_positions import (
     GAP_GRACE,
     INDEX_RESOLUTION,
@@ -50,7 +52,8 @@ def test_the_index_is_exact_for_the_first_512_places_and_within_a_256th_beyond()
         for probe in (waiting[rank], waiting[rank] + 1):
             truth = rank if probe == waiting[rank] else rank + 1
             error = abs(index.below(probe) - truth)
-            assert error <= (0 if truth <= 2 * INDEX_RESOLUTION else truth / INDEX_RESOLUTION), (truth, index.below(probe))
+            allowed = 0 if truth <= 2 * INDEX_RESOLUTION else truth / INDEX_RESOLUTION
+            assert error <= allowed, (truth, index.below(probe))
     assert index.below(waiting[0]) == 0 and index.below(waiting[-1] + 1) == 20_000
 
 
@@ -107,16 +110,17 @@ def test_the_account_survives_a_new_timer() -> None:
     assert SourceTracker(published, now).published(now) == published
 
 
-def test_shares_count_only_join_time_every_instance_has_been_read_to() -> None:
+def test_a_share_is_a_rate_up_to_where_that_instance_has_been_read_to() -> None:
     tracker = SourceTracker()
     now = T0 + dt.timedelta(minutes=3)
     for i in range(100):  # both instances, a join a second each, for 100 s
         moment = seq_at(T0 + dt.timedelta(seconds=i + 30))
         tracker.read("a", i + 1, [moment], now)
-        if i < 90:  # b's last ten messages are still on their way
+        if i < 90 or i == 95:  # b's last messages are on their way, but for one read out of order
             tracker.read("b", i + 1, [moment + 1], now)
     a, b = tracker.published(now)
-    assert a.recent == b.recent  # counted up to where b is read to, not to where a is
+    rate_a, rate_b = (source.rate()[0] * 1e6 for source in (a, b))
+    assert rate_a == pytest.approx(1.0, rel=0.02) and rate_b == pytest.approx(1.0, rel=0.02)
 
 
 # --- an instance's own joins ------------------------------------------------------------------
@@ -150,22 +154,31 @@ def test_joins_refused_by_the_queue_are_not_counted() -> None:
 # --- others' joins not read yet ---------------------------------------------------------------
 
 
-def test_another_instance_is_estimated_from_this_ones_joins_scaled_by_its_share() -> None:
+def test_another_instance_is_estimated_from_its_rate_or_in_a_burst_from_this_ones_joins() -> None:
+    start, read = seq_at(T0), seq_at(T0 + dt.timedelta(seconds=60))
+    # A join a second for a minute, and two a second (shares over a longer common stretch).
+    mine = JoinSource("me", horizon=read, last=read, recent=61, since=start, share=600)
+    busier = JoinSource("b", horizon=read, last=read, recent=121, since=start, share=1_200)
     own = OwnJoins("me")
-    for seq in range(1_000, 2_000, 10):  # 100 own joins, none read
-        own.issued(seq)
-    mine = JoinSource("me", recent=100)
-    busier = JoinSource("b", recent=200, last=999)
-    estimate = unread_joins_before(2_000, 0, (mine, busier), own)
-    assert 100 + 170 <= estimate <= 100 + 200  # its share is twice this one's (pulled a little towards equal)
-    idle = JoinSource("c", recent=0, last=999)
-    assert unread_joins_before(2_000, 0, (mine, idle), own) == 100
+    for second in range(1, 11):  # ten seconds more as before
+        own.issued(read + second * 1_000_000)
+    now = read + 10_500_000
+    steady = unread_joins_before(now, 0, (mine, busier), own, read)
+    assert steady == pytest.approx(10 + 21, abs=0.5)  # its own ten, and the other's rate over 10.5 s
+    for i in range(2_000):  # then a burst: 2,000 of its own in the next second
+        own.issued(now + 1 + i * 500)
+    burst = unread_joins_before(now + 1_000_000, 0, (mine, busier), own, read)
+    # Twice its own, as its share is twice (pulled a little towards equal shares).
+    assert 2_010 + 2 * 2_000 * 0.9 <= burst <= 2_010 + 2 * 2_000 * 1.02
+    idle = JoinSource("c", horizon=read, last=read, recent=0)
+    assert unread_joins_before(now, 0, (mine, idle), own, read) == 10
 
 
 def test_without_joins_of_its_own_an_instance_estimates_others_from_their_rate() -> None:
-    other = JoinSource("b", recent=240, last=seq_at(T0))  # two a second over the two-minute window
-    estimate = unread_joins_before(seq_at(T0 + dt.timedelta(seconds=10)), 0, (other,), None)
-    assert 19 <= estimate <= 21
+    start, read = seq_at(T0), seq_at(T0 + dt.timedelta(seconds=60))
+    other = JoinSource("b", horizon=read, last=read, recent=121, since=start)  # two a second
+    estimate = unread_joins_before(read + 10_000_000, 0, (other,), None, read)
+    assert estimate == pytest.approx(20, abs=0.5)
 
 
 # --- progress between ticks -------------------------------------------------------------------
