@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import itertools
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,19 +15,23 @@ from shared.domain.booking import BookingStatus
 from shared.domain.booking_record import Appointment, BookingRecord
 from shared.domain.gp_lists import RegisterEntry
 from shared.domain.invitations import Invitation
+from shared.domain.messages import Delivery, EmailContent, ReminderJob
 from shared.domain.nhs_number import synthetic_nhs_number
 from shared.domain.policy import CampaignPolicy
 from shared.domain.register import RegisterRecord
 from shared.domain.sites import LONDON, Session, Site
 from shared.domain.slots import Slot, parse_slot_id, slot_id
 from shared.domain.throttling import MatchFailures, MatchLockRule
+from shared.domain.waiting_room import RoomSettings, RoomState, batch_id
 from shared.events import BookingEvent
-from shared.ports.bookings import HoldOutcome, StoredBooking
+from shared.ports.bookings import DayListItem, HoldOutcome, StoredBooking
 from shared.ports.common import VersionConflictError
 from shared.ports.gp import BlobVersion, FileChangedError, StoredUpload, UploadRecord
+from shared.ports.notifications import ListedAppointment, Repeatability
 from shared.ports.patients import DoseClaim, IdempotencyEntry, PatientBookingView, PatientLookup
 from shared.ports.policy import StoredPolicy
 from shared.ports.sites import IdempotencyOutcome, SessionDay, SlotState, StoredSession, StoredSite
+from shared.ports.waiting_room import ClaimOutcome, JournalEntry, StoredRoomSettings, StoredRoomState
 from shared.services.booking import BookingService
 from shared.services.outbox import OutboxRelay
 from shared.services.policy import PolicyService
@@ -1344,3 +1349,236 @@ class NimsWorld(SiteOpsWorld):
         super().reset_requests()
         for counter in (self.export_queue.requests, self.ledger.requests, self.counters.requests):
             counter.reset()
+
+
+# ---- Notifications: ACS, delivery records, opt-outs, appointment listings, reminder queue and scans ------
+
+
+# Personal data that the stores hold beside an appointment and that no message may carry.
+NHS_NUMBER, DATE_OF_BIRTH, GIVEN, FAMILY = "9990000026", "1961-04-07", "Ada", "Lovelace"
+
+
+@dataclass
+class FakeAcs:
+    """Takes each request id once, as ACS does within its repeatability window; fails on demand."""
+
+    texts: list[tuple[str, str]] = field(default_factory=list)
+    seen: dict[str, str] = field(default_factory=dict)
+    failures: list[Exception] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+
+    def _take(self, to: str, body: str, repeatability: Repeatability) -> str:
+        self.requests.append(repeatability.request_id)
+        if self.failures:
+            raise self.failures.pop(0)
+        if repeatability.request_id not in self.seen:
+            self.texts.append((to, body))
+            self.seen[repeatability.request_id] = f"msg-{len(self.texts)}"
+        return self.seen[repeatability.request_id]
+
+    async def send(self, to: str, text: str, repeatability: Repeatability, tag: str) -> str:
+        return self._take(to, text, repeatability)
+
+
+@dataclass
+class FakeEmail(FakeAcs):
+    async def send(self, to: str, content: EmailContent, repeatability: Repeatability) -> str:  # type: ignore[override]
+        return self._take(to, f"{content.subject}\n{content.plain_text}\n{content.html}", repeatability)
+
+
+@dataclass
+class FakeDeliveries:
+    records: dict[str, Delivery] = field(default_factory=dict)
+    crash_on_save: list[str] = field(default_factory=list)  # states whose next save "crashes"
+
+    async def create(self, delivery: Delivery) -> bool:
+        if delivery.id in self.records:
+            return False
+        self.records[delivery.id] = delivery
+        return True
+
+    async def get(self, delivery_id: str) -> Delivery | None:
+        return self.records.get(delivery_id)
+
+    async def save(self, delivery: Delivery) -> None:
+        if delivery.state in self.crash_on_save:
+            self.crash_on_save.remove(delivery.state)
+            raise ConnectionError("the process died here")
+        self.records[delivery.id] = delivery
+
+
+@dataclass
+class FakeOptOuts:
+    numbers: set[str] = field(default_factory=set)
+
+    async def is_opted_out(self, mobile: str) -> bool:
+        return mobile in self.numbers
+
+    async def opt_out(self, mobile: str, now: dt.datetime, source: str) -> bool:
+        added = mobile not in self.numbers
+        self.numbers.add(mobile)
+        return added
+
+
+@dataclass
+class FakeAppointments:
+    """Appointment listings, each beside the personal data its real document would sit next to."""
+
+    docs: dict[tuple[str, str], ListedAppointment] = field(default_factory=dict)
+    beside: dict[str, object] = field(default_factory=lambda: {
+        "nhsNumber": NHS_NUMBER, "dateOfBirth": DATE_OF_BIRTH, "givenName": GIVEN, "familyName": FAMILY})
+
+    def put(self, appointment: ListedAppointment) -> None:
+        self.docs[(appointment.site_id, appointment.doc_id)] = appointment
+
+    async def confirmed_starting(self, after: dt.datetime, until: dt.datetime) -> list[ListedAppointment]:
+        return [a for a in self.docs.values() if a.status == "confirmed" and after < a.start <= until]
+
+    async def get(self, site_id: str, doc_id: str) -> ListedAppointment | None:
+        return self.docs.get((site_id, doc_id))
+
+
+@dataclass
+class FakeQueue:
+    jobs: list[ReminderJob] = field(default_factory=list)
+
+    async def enqueue(self, jobs: list[ReminderJob]) -> None:
+        self.jobs.extend(jobs)
+
+
+@dataclass
+class FakeScans:
+    marks: dict[str, dt.datetime] = field(default_factory=dict)
+
+    async def last_scan(self, rule: str) -> dt.datetime | None:
+        return self.marks.get(rule)
+
+    async def record_scan(self, rule: str, until: dt.datetime) -> None:
+        self.marks[rule] = until
+
+
+# ---- Waiting room: its store and the joins queue ---------------------------------------------------------
+
+
+@dataclass
+class InMemoryWaitingRoomStore:
+    """The WaitingRoomStore port in memory, counting every request as Cosmos would."""
+
+    settings: StoredRoomSettings | None = None
+    state: StoredRoomState | None = None
+    lapsed: dict[int, frozenset[int]] = field(default_factory=dict)
+    joins: dict[str, JournalEntry] = field(default_factory=dict)
+    polls: list[JournalEntry] = field(default_factory=list)
+    used: dict[str, str | None] = field(default_factory=dict)  # jti -> the holder that claimed it
+    requests: int = 0
+    _etags: itertools.count[int] = field(default_factory=itertools.count)
+
+    async def load_settings(self) -> StoredRoomSettings | None:
+        self.requests += 1
+        return self.settings
+
+    async def save_settings(self, settings: RoomSettings, previous: StoredRoomSettings | None) -> StoredRoomSettings:
+        self.requests += 1
+        if (previous.etag if previous else None) != (self.settings.etag if self.settings else None):
+            raise VersionConflictError
+        self.settings = StoredRoomSettings(settings, str(next(self._etags)))
+        return self.settings
+
+    async def load_state(self) -> StoredRoomState | None:
+        self.requests += 1
+        return self.state
+
+    async def save_state(self, state: RoomState, previous: StoredRoomState | None) -> StoredRoomState:
+        self.requests += 1
+        if (previous.etag if previous else None) != (self.state.etag if self.state else None):
+            raise VersionConflictError
+        self.state = StoredRoomState(state, str(next(self._etags)))
+        return self.state
+
+    async def load_lapsed(self, bucket: int) -> frozenset[int]:
+        self.requests += 1
+        return self.lapsed.get(bucket, frozenset())
+
+    async def save_lapsed(self, lapsed: dict[int, frozenset[int]]) -> None:
+        self.requests += len(lapsed)
+        self.lapsed.update(lapsed)
+
+    async def record_joins(self, seqs: tuple[int, ...], now: dt.datetime, source: str | None = None,
+                           number: int | None = None) -> None:
+        self.requests += 1
+        record_id = batch_id(seqs, source)
+        self.joins.setdefault(record_id, JournalEntry(record_id, now, seqs, source, number))
+
+    async def joins_since(self, since: dt.datetime, until: dt.datetime, after_seq: int) -> list[JournalEntry]:
+        self.requests += 1
+        return [e for e in self.joins.values() if e.written_at >= since and max(e.seqs) > after_seq]
+
+    async def record_polls(self, seqs: tuple[int, ...], now: dt.datetime) -> None:
+        self.requests += 1
+        self.polls.append(JournalEntry(uuid.uuid4().hex, now, seqs))
+
+    async def polls_since(self, since: dt.datetime, until: dt.datetime) -> list[JournalEntry]:
+        self.requests += 1
+        return [e for e in self.polls if e.written_at >= since]
+
+    async def claim_admission(self, jti: str, keep: dt.timedelta, holder: str | None = None) -> ClaimOutcome:
+        self.requests += 1
+        if jti in self.used:
+            return "reclaimed" if holder is not None and self.used[jti] == holder else "taken"
+        self.used[jti] = holder
+        return "claimed"
+
+    async def release_admission(self, jti: str) -> None:
+        self.requests += 1
+        self.used.pop(jti, None)
+
+
+@dataclass
+class InMemoryQueue:
+    messages: list[str] = field(default_factory=list)
+
+    async def publish(self, message: str) -> None:
+        self.messages.append(message)
+
+
+# ---- Health: a dependency probe --------------------------------------------------------------------------
+
+
+class Probe:
+    def __init__(self, name: str, fails: bool = False, hangs: bool = False) -> None:
+        self.name = name
+        self.fails = fails
+        self.hangs = hangs
+
+    async def check(self) -> None:
+        if self.hangs:
+            await asyncio.sleep(60)
+        if self.fails:
+            raise ConnectionError("refused")
+
+
+# ---- Day list: the booking documents as a site reads them ------------------------------------------------
+
+
+@dataclass
+class FakeBook:
+    items: list[DayListItem]
+    bookings: dict[str, BookingRecord]
+
+    async def day_list(self, site_id: str, day: dt.date) -> list[DayListItem]:
+        return self.items
+
+    async def get(self, reference: str, home_site_id: str) -> StoredBooking | None:
+        found = self.bookings.get(reference)
+        return StoredBooking(found, "etag") if found else None
+
+
+# ---- Poison queues: their depths -------------------------------------------------------------------------
+
+
+class Depths:
+    def __init__(self, found: dict[str, int]) -> None:
+        self.found = found
+
+    async def depth(self, queue: str) -> int:
+        return self.found.get(queue, 0)

@@ -14,8 +14,7 @@ from shared.domain.waiting_room import ClaimSigner
 from shared.services.booking import BookAppointments
 from shared.services.errors import AdmissionRequiredError, SlotFull
 from shared.services.waiting_room import WaitingRoomService
-from tests.unit.services.fakes import BOOKING_BORN, BookingWorld
-from tests.unit.services.test_waiting_room_service import InMemoryQueue, InMemoryWaitingRoomStore
+from tests.unit.services.fakes import BOOKING_BORN, BookingWorld, InMemoryQueue, InMemoryWaitingRoomStore
 
 SOON = dt.datetime(2026, 3, 4, 10, 0, tzinfo=dt.UTC)
 

@@ -2,22 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from shared.services.health import HealthService
-
-
-class Probe:
-    def __init__(self, name: str, fails: bool = False, hangs: bool = False) -> None:
-        self.name = name
-        self.fails = fails
-        self.hangs = hangs
-
-    async def check(self) -> None:
-        if self.hangs:
-            await asyncio.sleep(60)
-        if self.fails:
-            raise ConnectionError("refused")
+from tests.unit.services.fakes import Probe
 
 
 async def test_all_dependencies_answering_is_healthy() -> None:

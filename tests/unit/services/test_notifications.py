@@ -9,115 +9,27 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from shared.domain.messages import Channel, Delivery, EmailContent, ReminderJob
+from shared.domain.messages import Channel
 from shared.events import BookingEvent
-from shared.ports.notifications import ListedAppointment, PermanentSendError, Repeatability, TransientSendError
+from shared.ports.notifications import ListedAppointment, PermanentSendError, TransientSendError
 from shared.services.notifications import NotificationConfig, NotificationService, SendRate
-from tests.unit.services.fakes import FakeClock
+from tests.unit.services.fakes import (
+    DATE_OF_BIRTH,
+    FAMILY,
+    GIVEN,
+    NHS_NUMBER,
+    FakeAcs,
+    FakeAppointments,
+    FakeClock,
+    FakeDeliveries,
+    FakeEmail,
+    FakeOptOuts,
+    FakeQueue,
+    FakeScans,
+)
 
 MOBILE = "+447700900123"
 EMAIL = "someone@example.org"
-# Personal data that the stores hold beside an appointment and that no message may carry.
-NHS_NUMBER, DATE_OF_BIRTH, GIVEN, FAMILY = "9990000026", "1961-04-07", "Ada", "Lovelace"
-
-
-@dataclass
-class FakeAcs:
-    """Takes each request id once, as ACS does within its repeatability window; fails on demand."""
-
-    texts: list[tuple[str, str]] = field(default_factory=list)
-    seen: dict[str, str] = field(default_factory=dict)
-    failures: list[Exception] = field(default_factory=list)
-    requests: list[str] = field(default_factory=list)
-
-    def _take(self, to: str, body: str, repeatability: Repeatability) -> str:
-        self.requests.append(repeatability.request_id)
-        if self.failures:
-            raise self.failures.pop(0)
-        if repeatability.request_id not in self.seen:
-            self.texts.append((to, body))
-            self.seen[repeatability.request_id] = f"msg-{len(self.texts)}"
-        return self.seen[repeatability.request_id]
-
-    async def send(self, to: str, text: str, repeatability: Repeatability, tag: str) -> str:
-        return self._take(to, text, repeatability)
-
-
-@dataclass
-class FakeEmail(FakeAcs):
-    async def send(self, to: str, content: EmailContent, repeatability: Repeatability) -> str:  # type: ignore[override]
-        return self._take(to, f"{content.subject}\n{content.plain_text}\n{content.html}", repeatability)
-
-
-@dataclass
-class FakeDeliveries:
-    records: dict[str, Delivery] = field(default_factory=dict)
-    crash_on_save: list[str] = field(default_factory=list)  # states whose next save "crashes"
-
-    async def create(self, delivery: Delivery) -> bool:
-        if delivery.id in self.records:
-            return False
-        self.records[delivery.id] = delivery
-        return True
-
-    async def get(self, delivery_id: str) -> Delivery | None:
-        return self.records.get(delivery_id)
-
-    async def save(self, delivery: Delivery) -> None:
-        if delivery.state in self.crash_on_save:
-            self.crash_on_save.remove(delivery.state)
-            raise ConnectionError("the process died here")
-        self.records[delivery.id] = delivery
-
-
-@dataclass
-class FakeOptOuts:
-    numbers: set[str] = field(default_factory=set)
-
-    async def is_opted_out(self, mobile: str) -> bool:
-        return mobile in self.numbers
-
-    async def opt_out(self, mobile: str, now: dt.datetime, source: str) -> bool:
-        added = mobile not in self.numbers
-        self.numbers.add(mobile)
-        return added
-
-
-@dataclass
-class FakeAppointments:
-    """Appointment listings, each beside the personal data its real document would sit next to."""
-
-    docs: dict[tuple[str, str], ListedAppointment] = field(default_factory=dict)
-    beside: dict[str, object] = field(default_factory=lambda: {
-        "nhsNumber": NHS_NUMBER, "dateOfBirth": DATE_OF_BIRTH, "givenName": GIVEN, "familyName": FAMILY})
-
-    def put(self, appointment: ListedAppointment) -> None:
-        self.docs[(appointment.site_id, appointment.doc_id)] = appointment
-
-    async def confirmed_starting(self, after: dt.datetime, until: dt.datetime) -> list[ListedAppointment]:
-        return [a for a in self.docs.values() if a.status == "confirmed" and after < a.start <= until]
-
-    async def get(self, site_id: str, doc_id: str) -> ListedAppointment | None:
-        return self.docs.get((site_id, doc_id))
-
-
-@dataclass
-class FakeQueue:
-    jobs: list[ReminderJob] = field(default_factory=list)
-
-    async def enqueue(self, jobs: list[ReminderJob]) -> None:
-        self.jobs.extend(jobs)
-
-
-@dataclass
-class FakeScans:
-    marks: dict[str, dt.datetime] = field(default_factory=dict)
-
-    async def last_scan(self, rule: str) -> dt.datetime | None:
-        return self.marks.get(rule)
-
-    async def record_scan(self, rule: str, until: dt.datetime) -> None:
-        self.marks[rule] = until
 
 
 @dataclass

@@ -8,14 +8,7 @@ import re
 import pytest
 
 from shared.services.poison import PoisonQueueMonitor
-
-
-class Depths:
-    def __init__(self, found: dict[str, int]) -> None:
-        self.found = found
-
-    async def depth(self, queue: str) -> int:
-        return self.found.get(queue, 0)
+from tests.unit.services.fakes import Depths
 
 
 async def test_each_queue_is_reported_and_a_poisoned_one_as_a_warning(caplog: pytest.LogCaptureFixture) -> None:

@@ -16,7 +16,7 @@ from shared.domain.booking import BookingStatus
 from shared.domain.booking_record import Appointment, BookingRecord, Contact, Person
 from shared.domain.sites import AgeBand, Location, Session, Site, SiteType
 from shared.domain.staff import NATIONAL_ADMIN, SITE_MANAGER, SITE_STAFF, Principal
-from shared.ports.bookings import DayListItem, StoredBooking
+from shared.ports.bookings import DayListItem
 from shared.ports.sites import StoredSite
 from shared.services.errors import (
     Forbidden,
@@ -37,6 +37,7 @@ from shared.services.sites.index import NextAvailableDates, SiteIndex
 from shared.services.sites.search import SiteSearch, SiteSearchService, SlotRange
 from tests.unit.services.fakes import (
     LEEDS,
+    FakeBook,
     FakeClock,
     FakeLocator,
     InMemoryKeys,
@@ -387,19 +388,6 @@ async def test_assignments_name_only_known_sites() -> None:
     assert fields_of(bad_user) == ["userId"]
     never = await refused(NotFound, world.access.assignment("someone-else"))
     assert never.detail == "This user has no site assignment"
-
-
-@dataclass
-class FakeBook:
-    items: list[DayListItem]
-    bookings: dict[str, BookingRecord]
-
-    async def day_list(self, site_id: str, day: dt.date) -> list[DayListItem]:
-        return self.items
-
-    async def get(self, reference: str, home_site_id: str) -> StoredBooking | None:
-        found = self.bookings.get(reference)
-        return StoredBooking(found, "etag") if found else None
 
 
 def person(given: str, family: str) -> Person:

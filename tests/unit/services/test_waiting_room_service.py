@@ -4,99 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import itertools
-import uuid
 from dataclasses import dataclass, field
 
 import pytest
 
-from shared.domain.waiting_room import ClaimRefusedError, ClaimSigner, Refusal, RoomSettings, RoomState, batch_id
-from shared.ports.common import VersionConflictError
-from shared.ports.waiting_room import ClaimOutcome, JournalEntry, StoredRoomSettings, StoredRoomState
+from shared.domain.waiting_room import ClaimRefusedError, ClaimSigner, Refusal
+from shared.ports.waiting_room import StoredRoomState
 from shared.services.errors import AdmissionRequiredError
 from shared.services.waiting_room import AdmissionTimer, JoinRecorder, QueueAnswer, WaitingRoomService
-from tests.unit.services.fakes import FakeClock
-
-
-@dataclass
-class InMemoryWaitingRoomStore:
-    """The WaitingRoomStore port in memory, counting every request as Cosmos would."""
-
-    settings: StoredRoomSettings | None = None
-    state: StoredRoomState | None = None
-    lapsed: dict[int, frozenset[int]] = field(default_factory=dict)
-    joins: dict[str, JournalEntry] = field(default_factory=dict)
-    polls: list[JournalEntry] = field(default_factory=list)
-    used: dict[str, str | None] = field(default_factory=dict)  # jti -> the holder that claimed it
-    requests: int = 0
-    _etags: itertools.count[int] = field(default_factory=itertools.count)
-
-    async def load_settings(self) -> StoredRoomSettings | None:
-        self.requests += 1
-        return self.settings
-
-    async def save_settings(self, settings: RoomSettings, previous: StoredRoomSettings | None) -> StoredRoomSettings:
-        self.requests += 1
-        if (previous.etag if previous else None) != (self.settings.etag if self.settings else None):
-            raise VersionConflictError
-        self.settings = StoredRoomSettings(settings, str(next(self._etags)))
-        return self.settings
-
-    async def load_state(self) -> StoredRoomState | None:
-        self.requests += 1
-        return self.state
-
-    async def save_state(self, state: RoomState, previous: StoredRoomState | None) -> StoredRoomState:
-        self.requests += 1
-        if (previous.etag if previous else None) != (self.state.etag if self.state else None):
-            raise VersionConflictError
-        self.state = StoredRoomState(state, str(next(self._etags)))
-        return self.state
-
-    async def load_lapsed(self, bucket: int) -> frozenset[int]:
-        self.requests += 1
-        return self.lapsed.get(bucket, frozenset())
-
-    async def save_lapsed(self, lapsed: dict[int, frozenset[int]]) -> None:
-        self.requests += len(lapsed)
-        self.lapsed.update(lapsed)
-
-    async def record_joins(self, seqs: tuple[int, ...], now: dt.datetime, source: str | None = None,
-                           number: int | None = None) -> None:
-        self.requests += 1
-        record_id = batch_id(seqs, source)
-        self.joins.setdefault(record_id, JournalEntry(record_id, now, seqs, source, number))
-
-    async def joins_since(self, since: dt.datetime, until: dt.datetime, after_seq: int) -> list[JournalEntry]:
-        self.requests += 1
-        return [e for e in self.joins.values() if e.written_at >= since and max(e.seqs) > after_seq]
-
-    async def record_polls(self, seqs: tuple[int, ...], now: dt.datetime) -> None:
-        self.requests += 1
-        self.polls.append(JournalEntry(uuid.uuid4().hex, now, seqs))
-
-    async def polls_since(self, since: dt.datetime, until: dt.datetime) -> list[JournalEntry]:
-        self.requests += 1
-        return [e for e in self.polls if e.written_at >= since]
-
-    async def claim_admission(self, jti: str, keep: dt.timedelta, holder: str | None = None) -> ClaimOutcome:
-        self.requests += 1
-        if jti in self.used:
-            return "reclaimed" if holder is not None and self.used[jti] == holder else "taken"
-        self.used[jti] = holder
-        return "claimed"
-
-    async def release_admission(self, jti: str) -> None:
-        self.requests += 1
-        self.used.pop(jti, None)
-
-
-@dataclass
-class InMemoryQueue:
-    messages: list[str] = field(default_factory=list)
-
-    async def publish(self, message: str) -> None:
-        self.messages.append(message)
+from tests.unit.services.fakes import FakeClock, InMemoryQueue, InMemoryWaitingRoomStore
 
 
 @dataclass
