@@ -48,8 +48,9 @@ class Citizen(FastHttpUser):
         who = {"nhsNumber": person["nhsNumber"], "dateOfBirth": person["dateOfBirth"]}
         if self._post("/api/eligibility", who, "eligibility") is None:
             return
-        postcode = random.choice(POSTCODES)
-        with self.client.get(f"/api/sites?postcode={postcode}&radiusKm=60&product=PFIZER", name="sites",
+        # Search takes the district only (a full postcode in a query string would be personal data).
+        district = random.choice(POSTCODES).split()[0]
+        with self.client.get(f"/api/sites?postcode={district}&radiusKm=60&product=PFIZER", name="sites",
                              headers=self._from, catch_response=True) as answer:
             sites = [s for s in (answer.json() or {}).get("sites", []) if s.get("nextAvailableDate")] \
                 if answer.status_code == 200 else []
