@@ -18,18 +18,11 @@ from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import BlobBlock, ContentSettings
 from azure.storage.blob.aio import ContainerClient
 
+from shared.adapters.blob_reading import pinned_chunks, plain_etag, quoted_etag
 from shared.ports.gp import BlobVersion, FileChangedError
 
 CHUNK_BYTES: Final = 1 << 18  # one ranged read: 256 KiB, so a chunk and its text and lines stay small
 BLOCK_BYTES: Final = 1 << 20  # one staged block of the report (a blob takes up to 50,000)
-
-
-def _plain(etag: str) -> str:
-    return etag.strip('"')
-
-
-def _quoted(etag: str) -> str:
-    return f'"{_plain(etag)}"'
 
 
 class BlobUploadFiles:
@@ -42,24 +35,11 @@ class BlobUploadFiles:
             properties = await self._container.get_blob_client(blob_name).get_blob_properties()
         except ResourceNotFoundError:
             return None
-        return BlobVersion(blob_name, _plain(str(properties.etag)), int(properties.size))
+        return BlobVersion(blob_name, plain_etag(str(properties.etag)), int(properties.size))
 
     async def chunks(self, blob_name: str, etag: str) -> AsyncIterator[bytes]:
-        blob = self._container.get_blob_client(blob_name)
-        pinned, unchanged = _quoted(etag), MatchConditions.IfNotModified
-        try:
-            size = int((await blob.get_blob_properties(etag=pinned, match_condition=unchanged)).size)
-            offset = 0
-            while offset < size:
-                downloader = await blob.download_blob(offset=offset, length=min(self._chunk, size - offset),
-                                                      max_concurrency=1, etag=pinned, match_condition=unchanged)
-                chunk = await downloader.readall()
-                if not chunk:
-                    break
-                offset += len(chunk)
-                yield chunk
-        except (ResourceModifiedError, ResourceNotFoundError):
-            raise FileChangedError("the blob changed while it was read") from None
+        async for chunk in pinned_chunks(self._container.get_blob_client(blob_name), etag, 0, self._chunk):
+            yield chunk
 
 
 class _BlockWriter:
@@ -98,7 +78,7 @@ class _BlockWriter:
                 await self._blob.commit_block_list(self._blocks, content_settings=settings)
             else:
                 await self._blob.commit_block_list(self._blocks, content_settings=settings,
-                                                   etag=_quoted(self._replaces),
+                                                   etag=quoted_etag(self._replaces),
                                                    match_condition=MatchConditions.IfNotModified)
         except ResourceModifiedError:
             raise FileChangedError("the report changed while it was rewritten") from None
@@ -111,7 +91,7 @@ class BlobReportFiles:
 
     async def etag(self, blob_name: str) -> str | None:
         try:
-            return _plain(str((await self._container.get_blob_client(blob_name).get_blob_properties()).etag))
+            return plain_etag(str((await self._container.get_blob_client(blob_name).get_blob_properties()).etag))
         except ResourceNotFoundError:
             return None
 

@@ -7,19 +7,13 @@ import base64
 from collections.abc import AsyncIterator, Sequence
 from typing import Final
 
-from azure.core import MatchConditions
-from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import BlobBlock, ContentSettings
 from azure.storage.blob.aio import ContainerClient
 
-from shared.ports.gp import FileChangedError
+from shared.adapters.blob_reading import pinned_chunks, plain_etag
 from shared.ports.nims import InboundBlob
 
 CHUNK_BYTES: Final = 1 << 20  # one ranged read of an inbound file: 1 MiB
-
-
-def _plain(etag: str) -> str:
-    return etag.strip('"')
 
 
 class BlobOutboundFiles:
@@ -45,23 +39,11 @@ class BlobInboundFiles:
         async for blob in self._container.list_blobs():
             if blob.last_modified is None or blob.etag is None:
                 continue
-            yield InboundBlob(blob.name, _plain(str(blob.etag)), int(blob.size or 0), blob.last_modified)
+            yield InboundBlob(blob.name, plain_etag(str(blob.etag)), int(blob.size or 0), blob.last_modified)
 
     async def chunks(self, blob: InboundBlob, offset: int) -> AsyncIterator[bytes]:
-        client = self._container.get_blob_client(blob.name)
-        pinned, unchanged = f'"{blob.etag}"', MatchConditions.IfNotModified
-        try:
-            size = int((await client.get_blob_properties(etag=pinned, match_condition=unchanged)).size)
-            while offset < size:
-                downloader = await client.download_blob(offset=offset, length=min(self._chunk, size - offset),
-                                                        max_concurrency=1, etag=pinned, match_condition=unchanged)
-                chunk = await downloader.readall()
-                if not chunk:
-                    break
-                offset += len(chunk)
-                yield chunk
-        except (ResourceModifiedError, ResourceNotFoundError):
-            raise FileChangedError("the file changed while it was read") from None
+        async for chunk in pinned_chunks(self._container.get_blob_client(blob.name), blob.etag, offset, self._chunk):
+            yield chunk
 
 
 def _block_id(block: str) -> str:
