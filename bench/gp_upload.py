@@ -101,9 +101,9 @@ def register_practice(url: str, places: int) -> None:
 
 
 class RssSampler:
-    """The resident memory of a process, sampled from /proc every 50 ms."""
+    """The resident memory of a process (this one by default), sampled from /proc every 50 ms."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int | str = "self") -> None:
         self._path = Path(f"/proc/{pid}/status")
         self.peak = 0
         self._stop = threading.Event()

@@ -27,11 +27,11 @@ import datetime as dt
 import json
 import os
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from bench.gp_upload import RssSampler
 from devhost.launch import start_emulators
 from shared import resources
 from shared.adapters.azure_provisioning import provision
@@ -52,35 +52,6 @@ from shared.settings import reset_settings
 SITE = "NIMSBENCH"
 BORN = dt.date(1960, 5, 5)
 BOOKED = 200
-
-
-class RssSampler:
-    """This process's resident memory, sampled every 50 ms."""
-
-    def __init__(self) -> None:
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    @staticmethod
-    def now() -> int:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        return 0
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.05):
-            self.peak = max(self.peak, self.now())
-
-    def __enter__(self) -> RssSampler:
-        self.peak = self.now()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def record(number: str, postcode: str = "LS1 4AP") -> RegisterRecord:
