@@ -5,6 +5,7 @@ import azure.functions as func
 from functions.admin_register import bp as admin_register
 from functions.admin_sites import bp as admin_sites
 from functions.bookings import bp as bookings
+from functions.dashboard import bp as dashboard
 from functions.eligibility import bp as eligibility
 from functions.gp import bp as gp
 from functions.health import bp as health
@@ -21,5 +22,6 @@ from shared.settings import get_settings
 get_settings()
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 for blueprint in (health, eligibility, admin_register, bookings, waiting_room, notifications,
-                  sites, admin_sites, gp, invitations, operations, site_operations, nims):
+                  sites, admin_sites, gp, invitations, operations, site_operations, nims,
+                  dashboard):
     app.register_functions(blueprint)

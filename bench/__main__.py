@@ -9,7 +9,7 @@ import platform
 import time
 from typing import Any
 
-from bench import booking, devhost_overhead, eligibility, gp_upload, journey, nims, waiting_room
+from bench import booking, devhost_overhead, eligibility, events, gp_upload, journey, nims, waiting_room
 
 
 def main() -> None:
@@ -17,6 +17,7 @@ def main() -> None:
     overhead = devhost_overhead.main([])
     checks = eligibility.main()
     books = booking.main([])
+    flow = events.main([])
     room = waiting_room.main()
     load = journey.main()
     gp = gp_upload.main([])
@@ -30,7 +31,14 @@ def main() -> None:
         "booking_p50_ms": books["booking_p50_ms"],
         "booking_p99_ms": books["booking_p99_ms"],
         "cosmos_requests_per_booking": books["cosmos_requests_per_booking"],
+        "booking_cpu_ms": books["booking_cpu_ms"],
         "overbooked_slots": books["overbooked_slots"] + load["overbooked_slots"],
+        "events_per_s": flow["events_per_s"],
+        "events_bookings_per_s": flow["bookings_per_s"],
+        "event_lag_p99_ms": flow["event_lag_p99_ms"],
+        "booking_to_sms_p99_ms": flow["booking_to_sms_p99_ms"],
+        "texts_per_s": flow["texts_per_s"],
+        "paced_booking_to_sms_p99_ms": flow["paced_booking_to_sms_p99_ms"],
         "eligibility_per_s": checks["eligibility_per_s"],
         "eligibility_p50_ms": checks["eligibility_p50_ms"],
         "eligibility_p99_ms": checks["eligibility_p99_ms"],
@@ -44,6 +52,7 @@ def main() -> None:
         "queue_position_error_max": room["queue_position_error_max"],
         "queue_position_error_max_one_instance": room["queue_position_error_max_burst_one_instance"],
         "queue_position_within_bound_share": room["queue_position_within_bound_share"],
+        "queue_position_error_max_at_6000_per_min": room["queue_position_at_6000_per_min_error_max"],
         "queue_wait_estimate_ratio_range": [room["queue_wait_estimate_ratio_min"],
                                             room["queue_wait_estimate_ratio_max"]],
         "devhost_to_bare_http_ratio": overhead.get("ratio_devhost_async_to_bare"),

@@ -63,7 +63,7 @@ async def seed(url: str) -> list[dict[str, str]]:
 
 async def invariants() -> dict[str, int]:
     try:
-        container = get_clients().database().get_container_client(resources.SITES.name)
+        container = get_clients().database().get_container_client(resources.SLOTS.name)
         slots = [doc async for doc in container.query_items(
             "SELECT c.booked, c.capacity, c.holds FROM c WHERE c.type = 'slot'")]
         return {"slots_checked": len(slots),

@@ -106,12 +106,16 @@ async def serve(port: int, acs_stand_in: bool = False) -> None:
 
     await provision(get_clients())
     sys.path.insert(0, str(ROOT))
+    from devhost.hostconfig import with_overrides
     from function_app import app
 
-    host_json = json.loads((ROOT / "host.json").read_text())
+    host_json = with_overrides(json.loads((ROOT / "host.json").read_text()), os.environ)
     host = FunctionHost(app, host_json, os.environ.get("AzureWebJobsStorage"), port)
     if acs_stand_in:
         add_acs_stand_in(host)
+    from devhost.site import StaticSite
+
+    host.serve_pages(StaticSite().handle)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -123,6 +127,7 @@ async def serve(port: int, acs_stand_in: bool = False) -> None:
 
         # Served while it loads: the population takes a minute or two against the emulator.
         demo = asyncio.create_task(load_demo_data())
+    print(f"booking site:  http://127.0.0.1:{port}/ (find a booking: /manage, staff: /staff)", flush=True)
     print(f"devhost ready: http://127.0.0.1:{port}/api/health", flush=True)
     print(f"  OpenAPI:     http://127.0.0.1:{port}/api/openapi.json", flush=True)
     print(f"  staff login: http://127.0.0.1:{port}/dev/signin?roles=NationalAdmin", flush=True)

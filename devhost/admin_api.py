@@ -4,7 +4,8 @@
 metadata: name, config.bindings, ...). `POST /admin/functions/{name}` with `{"input": "..."}` runs a timer,
 queue or blob function once, now, and answers 202 at once; the run is logged like any other invocation.
 The input means what it means to the host: ignored for a timer (the function gets a TimerRequest that is
-not past due), the message body for a queue trigger, the blob path (`container/name`) for a blob trigger.
+not past due), the message body for a queue trigger, the blob path (`container/name`) for a blob trigger,
+the documents (a JSON array) for a Cosmos DB trigger.
 HTTP functions are called on their routes instead (400). devhost serves this only on its own loopback
 address, without the master key the host would ask for.
 """
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from azure.functions import Document, DocumentList
 from azure.functions.queue import QueueMessage
 from azure.functions.timer import TimerRequest
 
@@ -55,6 +57,13 @@ def bindings_of(function: Any) -> list[dict[str, Any]]:
     for binding in function.get_bindings():
         found.append({key: _plain(value) for key, value in binding.get_dict_repr().items()})
     return found
+
+
+def documents_input(text: str) -> DocumentList:
+    """A Cosmos DB trigger's input: the documents, a JSON array (or one JSON object)."""
+    value = json.loads(text or "[]")
+    documents = value if isinstance(value, list) else [value]
+    return DocumentList([Document.from_dict(document) for document in documents])
 
 
 def timer_input(_: str) -> TimerRequest:

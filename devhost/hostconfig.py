@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -11,6 +12,9 @@ from typing import Any
 # What a listener calls to run its function once: it takes the trigger's binding value (an
 # HttpRequest, a QueueMessage...) and returns the handler's result or raises its exception.
 Invoke = Callable[[object], Awaitable[object]]
+
+# App settings that override host.json values, by path (the host's own convention).
+OVERRIDE_PREFIX = "AzureFunctionsJobHost__"
 
 _TIMESPAN = re.compile(r"^(?:(?P<days>\d+)\.)?(?P<h>\d{1,2}):(?P<m>\d{1,2})(?::(?P<s>\d{1,2}(?:\.\d+)?))?$")
 
@@ -104,6 +108,29 @@ class HostConfig:
             blob_parallelism=max(1, int(blobs.get("maxDegreeOfParallelism", 8))),
             function_timeout=timeout,
         )
+
+
+def with_overrides(host_json: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """host.json with the app settings `AzureFunctionsJobHost__<path>` applied, as the Functions host does:
+    `AzureFunctionsJobHost__extensions__queues__batchSize=32` sets extensions.queues.batchSize."""
+    merged: dict[str, Any] = json.loads(json.dumps(host_json))
+    for name, text in environ.items():
+        if not name.lower().startswith(OVERRIDE_PREFIX.lower()):
+            continue
+        path = name[len(OVERRIDE_PREFIX):].split("__")
+        node = merged
+        for key in path[:-1]:
+            existing = next((k for k in node if k.lower() == key.lower()), key)
+            child = node.get(existing)
+            if not isinstance(child, dict):
+                child = node[existing] = {}
+            node = child
+        last = next((k for k in node if k.lower() == path[-1].lower()), path[-1])
+        try:
+            node[last] = json.loads(text)  # numbers and booleans as JSON; anything else as the text
+        except ValueError:
+            node[last] = text
+    return merged
 
 
 def resolve_connection(connection_name: str | None, fallback: str | None) -> str | None:

@@ -119,6 +119,8 @@ class HttpFrontend:
     describe: Callable[[], list[tuple[str, str]]] = lambda: []
     table: RouteTable[HttpFunction] = field(init=False)
     _extra_routes: list[tuple[str, str, Handler]] = field(default_factory=list)
+    # What answers a path that is neither a function nor a dev route (the booking site's pages and files).
+    fallback: Handler | None = None
     _runner: web.AppRunner | None = None
     _outstanding: int = 0
     _slots: asyncio.Semaphore | None = None
@@ -171,6 +173,10 @@ class HttpFrontend:
             parts.pop()  # ASP.NET routing ignores one trailing slash
         found = self.table.find(request.method, parts)
         if found is None:
+            prefix = self.settings.route_prefix.split("/")[0].casefold()
+            outside_functions = bool(prefix) and (not parts or parts[0].casefold() != prefix)
+            if self.fallback is not None and outside_functions:
+                return await self.fallback(request)
             return web.Response(status=404)
         if isinstance(found, MethodNotAllowed):
             return web.Response(status=405, headers={"Allow": ", ".join(sorted(found.allowed))})

@@ -42,6 +42,8 @@ def start_emulators(log_dir: Path, database: str = "vaccination") -> EmulatorSet
     environment = {
         "AzureWebJobsStorage": emu.storage_connection_string("127.0.0.1", ports),
         "COSMOS_ENDPOINT": f"https://localhost:{cosmos_port}",
+        # The Cosmos DB trigger's connection (identity-based form; devhost uses the emulator's key).
+        "COSMOS__accountEndpoint": f"https://localhost:{cosmos_port}",
         "COSMOS_KEY": EMULATOR_COSMOS_KEY,
         "COSMOS_CA_CERT": str(ca),
         "COSMOS_DATABASE": database,

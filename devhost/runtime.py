@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import datetime as dt
 import functools
 import inspect
 import logging
@@ -22,7 +23,7 @@ import azure.functions as func
 from azure.storage.blob.aio import BlobServiceClient
 from azure.storage.queue.aio import QueueServiceClient
 
-from devhost.admin_api import AdminApi, AdminFunction, bindings_of, queue_input, timer_input
+from devhost.admin_api import AdminApi, AdminFunction, bindings_of, documents_input, queue_input, timer_input
 from devhost.blob_triggers import (
     HOSTS_CONTAINER,
     POISON_QUEUE,
@@ -32,6 +33,13 @@ from devhost.blob_triggers import (
     BlobPath,
     BlobWebhook,
     run_blob_function,
+)
+from devhost.cosmos_triggers import (
+    DEFAULT_MAX_ITEMS,
+    DEFAULT_POLL_DELAY,
+    ChangeFeedListener,
+    CosmosConnection,
+    RetryPolicy,
 )
 from devhost.hostconfig import HostConfig, Invoke, resolve_connection
 from devhost.http_triggers import Handler, HttpFrontend, HttpFunction
@@ -131,6 +139,7 @@ class FunctionInfo:
     trigger_binding: dict[str, Any]
     handler: Callable[..., Any]
     bindings: list[dict[str, Any]]
+    retry: dict[str, Any] | None = None  # the function's retry policy (@app.retry), as function.json holds it
 
     @property
     def parameter(self) -> str:
@@ -169,7 +178,7 @@ def discover(app: func.FunctionApp, host_json: Mapping[str, Any]) -> list[Functi
         if extra:
             logger.warning("%s: devhost runs triggers only; bindings %s get no value", name, extra)
         found.append(FunctionInfo(name, str(binding["type"]), binding, function.get_user_function(),
-                                  bindings_of(function)))
+                                  bindings_of(function), function.get_settings_dict("retry_policy")))
     unknown = set(allowed or ()) - {f.get_function_name() for f in functions}
     if unknown:
         logger.warning("host.json \"functions\" names functions the app does not have: %s",
@@ -214,6 +223,7 @@ class FunctionHost:
         for method, path, handler in self._admin.routes():
             self._http.add_route(method, path, handler)
         self._timers: dict[str, TimerListener] = {}
+        self._feeds: dict[str, ChangeFeedListener] = {}
         self._descriptions: list[tuple[str, str]] = []
         self._started = False
         for info in self.functions:
@@ -244,6 +254,10 @@ class FunctionHost:
         """Serve an extra aiohttp route (e.g. a fake SMS endpoint) beside the functions; before start()."""
         self._http.add_route(method, path, handler)
 
+    def serve_pages(self, handler: Handler) -> None:
+        """Answer every GET outside the functions' prefix and the dev routes with handler (the booking site)."""
+        self._http.fallback = handler
+
     def timer(self, function_name: str) -> TimerListener:
         """The running timer of a function, to inspect its schedule or drive it in tests."""
         return self._timers[function_name]
@@ -260,6 +274,8 @@ class FunctionHost:
             return run_timer
         if info.trigger == "queueTrigger":
             return lambda text: invoke(queue_input(text))
+        if info.trigger == "cosmosDBTrigger":
+            return lambda text: invoke(documents_input(text))
         if info.trigger == "blobTrigger":
             async def run_blob(path: str) -> object:
                 function = self._blob_functions.get(info.name)
@@ -371,6 +387,8 @@ class FunctionHost:
                 self._add_blob_function(info)
             elif info.trigger == "timerTrigger":
                 await self._start_timer(info)
+            elif info.trigger == "cosmosDBTrigger":
+                await self._start_change_feed(info)
             elif info.trigger != "httpTrigger":
                 logger.warning("%s: devhost does not run %s triggers; skipping it", info.name, info.trigger)
 
@@ -401,6 +419,34 @@ class FunctionHost:
             logger.info("%s: a polling blob trigger; devhost serves it from Event Grid events like the rest",
                         info.name)
         self._descriptions.append((info.name, f"blobTrigger on {binding['path']!r} (Event Grid)"))
+
+    async def _start_change_feed(self, info: FunctionInfo) -> None:
+        """Follow the container's change feed, checkpointing a lease per batch (devhost/cosmos_triggers.py)."""
+        binding = info.trigger_binding
+        container = resolve_settings(str(binding["containerName"]))
+        database = resolve_settings(str(binding["databaseName"]))
+        delay = binding.get("feedPollDelay")
+        listener = ChangeFeedListener(
+            function_name=info.name,
+            connection=CosmosConnection.resolve(str(binding["connection"])),
+            database=database,
+            container=container,
+            lease_container=resolve_settings(str(binding.get("leaseContainerName") or "leases")),
+            invoke=self._invoker(info, f"New changes on container '{container}' at {dt.datetime.now(dt.UTC)}"),
+            retry=RetryPolicy.from_setting(info.retry),
+            lease_prefix=resolve_settings(str(binding.get("leaseContainerPrefix") or "")),
+            create_lease_container=bool(binding.get("createLeaseContainerIfNotExists", False)),
+            max_items=int(binding.get("maxItemsPerInvocation") or DEFAULT_MAX_ITEMS),
+            poll_delay=int(delay) / 1000 if delay is not None else DEFAULT_POLL_DELAY,
+            start_from_beginning=bool(binding.get("startFromBeginning", False)),
+        )
+        await listener.start()
+        self._feeds[info.name] = listener
+        self._descriptions.append((info.name, f"cosmosDBTrigger on {database}/{container}"))
+
+    def change_feed(self, function_name: str) -> ChangeFeedListener:
+        """The running change-feed listener of a function, to inspect it in tests."""
+        return self._feeds[function_name]
 
     async def _start_timer(self, info: FunctionInfo) -> None:
         binding = info.trigger_binding
@@ -438,12 +484,14 @@ class FunctionHost:
             *(source.stop(grace) for source in self._blob_sources.values()),
             self._admin.stop(grace),
             *(listener.stop(grace) for listener in self._timers.values()),
+            *(listener.stop(grace) for listener in self._feeds.values()),
             self._http.stop(),
             return_exceptions=True,
         )
         self._queues.clear()
         self._blob_sources.clear()
         self._timers.clear()
+        self._feeds.clear()
         # Sync handlers still running past the timeout cannot be interrupted; they are left to finish.
         self._executor.shutdown(wait=False, cancel_futures=True)
         await asyncio.gather(

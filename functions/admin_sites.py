@@ -24,7 +24,10 @@ from shared.api.site_models import (
     DayListQuery,
     OpenSessionRequest,
     SessionCancelled,
+    SessionListed,
     SessionOpened,
+    SessionsAnswer,
+    SessionsQuery,
     SiteRegistered,
     SiteRegistration,
     StaffAssignment,
@@ -84,6 +87,21 @@ async def cancel_session(req: func.HttpRequest) -> func.HttpResponse:
     cancelled = await services().site_admin.cancel_session(site_id, session_id, body.cancel_bookings, principal)
     return json_response(SessionCancelled(session_id=cancelled.session_id, slots_cancelled=cancelled.slots_cancelled,
                                           bookings_cancelled=cancelled.bookings_cancelled))
+
+
+@bp.route(route="admin/sites/{siteId}/sessions", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@endpoint
+async def list_sessions(req: func.HttpRequest) -> func.HttpResponse:
+    principal = require_staff(req, SITE_STAFF, SITE_MANAGER, NATIONAL_ADMIN)
+    site_id = site_id_of(req)
+    query = parse_query(req, SessionsQuery)
+    day, listed = await services().site_admin.sessions_on(site_id, query.date, principal)
+    return json_response(SessionsAnswer(site_id=site_id, date=day, sessions=[
+        SessionListed(session_id=s.session_id, date=s.session.date, start=f"{s.session.start:%H:%M}",
+                      end=f"{s.session.end:%H:%M}", slot_minutes=s.session.slot_minutes,
+                      capacity_per_slot=s.session.capacity_per_slot, product=s.session.product, places=s.places,
+                      booked=s.booked)
+        for s in listed]))
 
 
 @bp.route(route="admin/sites/{siteId}/appointments", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

@@ -1,4 +1,4 @@
-"""Citizen booking routes, and the timers that repair interrupted sagas and relay booking events."""
+"""Citizen booking routes, the change-feed trigger that sends booking events, and the repair timers."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from shared.api.booking_models import (
 )
 from shared.composition import services
 from shared.domain.booking_record import Appointment, BookingRecord
+from shared.resources import BOOKINGS, LEASES
 from shared.services.booking import BookAppointments
 
 bp = func.Blueprint()
@@ -81,6 +82,18 @@ async def repair_bookings(timer: func.TimerRequest) -> None:
     await services().bookings.repair()
 
 
+# Booking events leave through the bookings container's change feed (docs/events.md): the host checkpoints its
+# lease after each batch that succeeds and, by the retry policy, tries a failed batch again before moving on.
+@bp.retry(strategy="exponential_backoff", max_retry_count="5", minimum_interval="00:00:01",
+          maximum_interval="00:00:15")
+@bp.cosmos_db_trigger(arg_name="documents", connection="COSMOS", database_name="%COSMOS_DATABASE%",
+                      container_name=BOOKINGS.name, lease_container_name=LEASES.name,
+                      create_lease_container_if_not_exists=False, max_items_per_invocation=200, feed_poll_delay=250)
+async def booking_events_from_feed(documents: func.DocumentList) -> None:
+    await services().event_feed.handle([document.to_dict() for document in documents])
+
+
+# The repair path only: events the feed missed, on bookings unchanged for OUTBOX_REPAIR_GRACE_SECONDS.
 @bp.timer_trigger(schedule="%OUTBOX_RELAY_SCHEDULE%", arg_name="timer", run_on_startup=False)
 async def relay_booking_events(timer: func.TimerRequest) -> None:
     await services().outbox.relay()

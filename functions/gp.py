@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+from urllib.parse import quote
 
 import azure.functions as func
 
@@ -58,6 +59,18 @@ async def gp_uploads(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(UploadsAnswer(uploads=[
         UploadSummary(file_name=u.file_name, received_at=u.received_at, status=u.status, rows=u.rows,
                       outcomes=u.outcomes, invited=u.invited, problem=u.problem) for u in found]))
+
+
+@bp.route(route="gp/{odsCode}/uploads/{fileName}/report", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@endpoint
+async def gp_upload_report(req: func.HttpRequest) -> func.HttpResponse:
+    """The upload's report as CSV (the staff screens' download). The file name carries no personal data."""
+    principal = require_staff(req, GP_PRACTICE, NATIONAL_ADMIN)
+    file_name = str(req.route_params.get("fileName", ""))
+    report = await services().gp_uploads.report(_ods(req), file_name, principal)
+    return func.HttpResponse(report, status_code=200, mimetype="text/csv", charset="utf-8", headers={
+        "Content-Disposition": f'attachment; filename="{quote(file_name, safe="")}.report.csv"',
+        "Cache-Control": "no-store"})
 
 
 @bp.route(route="gp/{odsCode}/invitations", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)

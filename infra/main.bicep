@@ -69,7 +69,7 @@ param enableEmail bool = false
 @minValue(1)
 param acsEmailPerMinute int = 30
 
-@description('The public booking site people manage bookings on; empty: the function app\'s own address.')
+@description('The public booking site people manage bookings on (a custom domain in front of it); empty: the site\'s Storage static website (modules/site.bicep).')
 param bookingSiteUrl string = ''
 
 @description('Client id of the Entra app registration staff sign in with (app roles NationalAdmin, SiteManager, SiteStaff, GpPractice).')
@@ -147,8 +147,13 @@ var cosmosContainers = [
     ttl: true
     throughputShare: 24
     // Exactly what the repair timer, outbox relay, day list and reminder scan filter on
-    // (shared/adapters/cosmos_bookings.py, cosmos_deliveries.py); id and _ts are always indexed.
+    // (shared/adapters/cosmos_bookings.py, cosmos_deliveries.py), and the slot searches (slot documents
+    // live here, beside their site's bookings: cosmos_sites.py); id and _ts are always indexed.
     indexedPaths: [
+      '/sessionId/?'
+      '/product/?'
+      '/booked/?'
+      '/capacity/?'
       '/type/?'
       '/bookingStatus/?'
       '/deadlineEpoch/?'
@@ -213,6 +218,26 @@ var cosmosContainers = [
     // file, a few writes per batch of lines; kept, as the record of what was sent and applied.
     name: 'nims'
     partitionKey: '/pk'
+    ttl: false
+    throughputShare: 0
+    indexedPaths: []
+  }
+  {
+    // The operator dashboard's counters (docs/dashboard.md): one patch per document per batch of events,
+    // a few small single-partition queries per dashboard view; documents expire a week after their day.
+    name: 'dashboard'
+    partitionKey: '/pk'
+    ttl: true
+    throughputShare: 0
+    indexedPaths: [
+      '/pk/?'
+    ]
+  }
+  {
+    // The bookings change feed's leases (docs/events.md): one small document per partition key range of
+    // `bookings`, checkpointed after each batch of booking events; the Functions host requires /id.
+    name: 'leases'
+    partitionKey: '/id'
     ttl: false
     throughputShare: 0
     indexedPaths: []
@@ -380,6 +405,21 @@ module roles 'modules/roles.bicep' = {
   }
 }
 
+// The booking site and staff screens (site/): a Storage static website in the UK, published by azd's
+// postdeploy hook (scripts/publish-site.sh). Its address is BOOKING_SITE_URL and the one origin CORS allows.
+module site 'modules/site.bicep' = {
+  name: 'site'
+  scope: rg
+  params: {
+    name: 'stweb${resourceToken}'
+    location: location
+    tags: tags
+    deployerPrincipalId: principalId
+  }
+}
+
+var siteUrl = empty(bookingSiteUrl) ? site.outputs.url : bookingSiteUrl
+
 module functionApp 'modules/function-app.bicep' = {
   name: 'function-app'
   scope: rg
@@ -408,7 +448,7 @@ module functionApp 'modules/function-app.bicep' = {
     serviceBusNamespace: messaging == 'servicebus' ? serviceBus.outputs.fullyQualifiedNamespace : ''
     emailFrom: communication.outputs.emailFrom
     smsFrom: smsFrom
-    bookingSiteUrl: bookingSiteUrl
+    bookingSiteUrl: siteUrl
     smsSendsPerMinute: smsSendsPerMinute
     emailSendsPerMinute: emailSendsPerMinute
     maximumInstanceCount: functionMaximumInstanceCount
@@ -446,6 +486,9 @@ output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 // The PII key's version, pinned in the app setting: azd stores it and passes it back (main.parameters.json).
 output PII_HASH_KEY_VERSION string = keyVault.outputs.piiHashKeyVersion
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+// scripts/publish-site.sh uploads site/ here, and writes SERVICE_API_URI into the pages' config.
+output AZURE_SITE_STORAGE_ACCOUNT_NAME string = site.outputs.name
+output BOOKING_SITE_URL string = siteUrl
 output AZURE_COSMOS_ACCOUNT_NAME string = cosmos.outputs.name
 output COSMOS_ENDPOINT string = cosmos.outputs.endpoint
 output COSMOS_DATABASE string = cosmos.outputs.databaseName

@@ -13,6 +13,7 @@ from azure.cosmos.aio import ContainerProxy
 from shared import resources
 from shared.adapters.azure_probes import CosmosProbe, StorageProbe
 from shared.adapters.clients import Clients, get_clients
+from shared.adapters.cosmos_booking_events import CosmosBookingOutbox
 from shared.adapters.cosmos_bookings import CosmosBookingRecords, CosmosSlotHolds
 from shared.adapters.cosmos_patients import CosmosPatientStore
 from shared.adapters.cosmos_policy import CosmosPolicyStore
@@ -31,7 +32,7 @@ from shared.services.booking import BookingService
 from shared.services.eligibility import EligibilityService
 from shared.services.health import HealthService
 from shared.services.notifications import NotificationService
-from shared.services.outbox import OutboxRelay
+from shared.services.outbox import BookingEventFeed, EventDispatcher, OutboxRelay
 from shared.services.poison import PoisonQueueMonitor
 from shared.services.policy import PolicyService
 from shared.services.register_import import RegisterImportService
@@ -46,6 +47,7 @@ from shared.services.waiting_room import AdmissionTimer, JoinRecorder, WaitingRo
 if TYPE_CHECKING:
     from shared.adapters.blob_gp_files import BlobReportFiles, BlobUploadFiles
     from shared.adapters.cosmos_gp import CosmosGpStore
+    from shared.services.dashboard import DashboardCounters, DashboardService
     from shared.services.gp.invitations import GpInvitationService
     from shared.services.gp.reading import ListPass
     from shared.services.gp.uploads import GpUploadService
@@ -102,17 +104,33 @@ class Services:
     @cached_property
     def bookings(self) -> BookingService:
         return BookingService(
-            self.patient_store, self.booking_records, CosmosSlotHolds(self._container(resources.SITES)),
+            self.patient_store, self.booking_records, CosmosSlotHolds(self._container(resources.SLOTS)),
             self.site_index, self.policy, self.clock, reference_key=self.settings.pii_hash_key.encode(),
             saga_timeout=dt.timedelta(seconds=self.settings.booking_saga_timeout_seconds),
             admission=self.waiting_room, lock_rule=self._lock_rule, follow_up=self.site_follow_up)
 
+    # Booking events (docs/events.md): the change-feed handler, and the outbox timer as its repair path.
+
     @cached_property
-    def outbox(self) -> OutboxRelay:
+    def booking_events(self) -> EventDispatcher:
         publisher: EventPublisher = (
             ServiceBusEventPublisher(self.clients.servicebus()) if self.settings.messaging == "servicebus"
             else QueueEventPublisher(self.clients))
-        return OutboxRelay(self.booking_records, publisher)
+        # Observers of the published events (the dashboard's counters) are added to `.observers`.
+        dispatcher = EventDispatcher(CosmosBookingOutbox(self._container(resources.BOOKINGS)), publisher,
+                                     self.clock, concurrency=self.settings.event_publish_concurrency)
+        # Issue 14: the operator dashboard counts every booking event published (docs/dashboard.md).
+        dispatcher.observers.append(self.dashboard_counters.record)
+        return dispatcher
+
+    @cached_property
+    def event_feed(self) -> BookingEventFeed:
+        return BookingEventFeed(CosmosBookingOutbox(self._container(resources.BOOKINGS)), self.booking_events)
+
+    @cached_property
+    def outbox(self) -> OutboxRelay:
+        return OutboxRelay(CosmosBookingOutbox(self._container(resources.BOOKINGS)), self.booking_events, self.clock,
+                           grace=dt.timedelta(seconds=self.settings.outbox_repair_grace_seconds))
 
     # Waiting room: the citizen routes and the admission gate, the joins queue, the admission timer.
 
@@ -146,6 +164,29 @@ class Services:
         from shared.adapters.queue_poison import PoisonQueues
 
         return PoisonQueueMonitor(PoisonQueues(self.clients.queues()), resources.QUEUES)
+
+    # The operator dashboard (docs/dashboard.md): counters fed by booking events, sessions and texts; its view.
+
+    @cached_property
+    def dashboard_counters(self) -> DashboardCounters:
+        from shared.adapters.cosmos_dashboard import CosmosCounterStore
+        from shared.services.dashboard import DashboardCounters
+
+        return DashboardCounters(CosmosCounterStore(self._container(resources.DASHBOARD)), self.clock)
+
+    @cached_property
+    def dashboard(self) -> DashboardService:
+        from shared.adapters.cosmos_dashboard import CosmosCounterStore
+        from shared.adapters.queue_depths import StorageQueueDepths, UnknownQueueDepths
+        from shared.ports.dashboard import QueueDepths
+        from shared.services.dashboard import DashboardService
+
+        depths: QueueDepths = (UnknownQueueDepths() if self.settings.messaging == "servicebus"
+                               else StorageQueueDepths(self.clients.queues()))
+        # Every queue but the joins carries work that owes texts: booking events, reminders, invitations.
+        text_queues = [q for q in resources.QUEUES if q != resources.QUEUE_WAITING_ROOM_JOINS]
+        return DashboardService(CosmosCounterStore(self._container(resources.DASHBOARD)), self.waiting_room,
+                                self.poison_queues, depths, text_queues, self.clock)
 
     # Notifications: texts and emails for booking events and reminders (docs/notifications.md).
 
@@ -181,13 +222,15 @@ class Services:
             self.clock, config,
             {"sms": SendRate(s.sms_sends_per_minute), "email": SendRate(s.email_sends_per_minute)},
             counters=CosmosTextCounters(deliveries),
-            limits=TextLimits(s.sms_limit_per_booking, s.sms_limit_per_person, s.sms_limit_per_recipient))
+            limits=TextLimits(s.sms_limit_per_booking, s.sms_limit_per_person, s.sms_limit_per_recipient),
+            dashboard=self.dashboard_counters)
 
     # Sites: registration, sessions and slots, search, staff assignments, the day list (docs/sites.md).
 
     @cached_property
     def site_store(self) -> CosmosSiteStore:
-        return CosmosSiteStore(self._container(resources.SITES), self.settings.slot_write_concurrency)
+        return CosmosSiteStore(self._container(resources.SITES), self._container(resources.SLOTS),
+                               self.settings.slot_write_concurrency)
 
     @cached_property
     def site_index(self) -> SiteIndex:
@@ -212,7 +255,7 @@ class Services:
         return SiteAdminService(
             self.site_store, self.site_index, self.site_availability, self.staff_access, self.postcode_locator,
             self.policy, CosmosIdempotencyKeys(self._container(resources.CONFIG)), self.bookings, self.clock,
-            audit=self.audit)
+            audit=self.audit, places=self.dashboard_counters)
 
     @cached_property
     def site_search(self) -> SiteSearchService:
@@ -293,7 +336,7 @@ class Services:
     def agent_bookings(self) -> BookingService:
         """Bookings made by contact-centre staff for a caller: the same saga, no waiting room."""
         return BookingService(
-            self.patient_store, self.booking_records, CosmosSlotHolds(self._container(resources.SITES)),
+            self.patient_store, self.booking_records, CosmosSlotHolds(self._container(resources.SLOTS)),
             self.site_index, self.policy, self.clock, reference_key=self.settings.pii_hash_key.encode(),
             saga_timeout=dt.timedelta(seconds=self.settings.booking_saga_timeout_seconds),
             admission=None, lock_rule=self._lock_rule, follow_up=self.site_follow_up)
@@ -314,7 +357,7 @@ class Services:
 
         return SessionMoveService(
             self.site_store, CosmosSessionMoveJournals(self._container(resources.SITES)), self.staff_access,
-            self.site_admin, self.bookings, self.booking_records, CosmosSlotHolds(self._container(resources.SITES)),
+            self.site_admin, self.bookings, self.booking_records, CosmosSlotHolds(self._container(resources.SLOTS)),
             self.booking_records, self.patient_store, self.clock, audit=self.audit)
 
 
@@ -348,7 +391,7 @@ class Services:
             CosmosNimsLedger(self._container(resources.NIMS)), self.register_import,
             CosmosRegisterPeople(self._container(resources.PATIENTS)), self.patient_store,
             RegisterReconciler(self.booking_records, self.bookings, self.policy, self.clock),
-            SlotRecount(CosmosSlotCounters(self._container(resources.SITES)), self.clock,
+            SlotRecount(CosmosSlotCounters(self._container(resources.SLOTS)), self.clock,
                         s.nims_recount_days_before, s.nims_recount_days_after),
             self.clock, s.pii_hash_key.encode(),
             InboundSettings(lines_per_batch=s.nims_inbound_batch_lines, run_seconds=s.nims_run_seconds))

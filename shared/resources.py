@@ -16,6 +16,9 @@ class CosmosContainer:
 PATIENTS = CosmosContainer("patients", "/nhsNumber")
 SITES = CosmosContainer("sites", "/siteId")
 BOOKINGS = CosmosContainer("bookings", "/siteId")
+# Slot documents (type "slot") live in the bookings container, beside their site's bookings, so that a
+# booking and the places it takes are one transactional batch in one partition (docs/bookings.md).
+SLOTS = BOOKINGS
 # Small documents shared by every instance: the campaign policy, the waiting-room settings.
 CONFIG = CosmosContainer("config", "/id")
 # Notifications: one record per message and channel, the SMS opt-out list, reminder scan marks.
@@ -31,9 +34,15 @@ VACCINATIONS = CosmosContainer("vaccinations", "/siteId")
 AUDIT = CosmosContainer("audit", "/pk")
 # The NIMS exchange (docs/nims.md): the ledger of outbound batches written and inbound files applied.
 NIMS = CosmosContainer("nims", "/pk")
+# The operator dashboard's counters (docs/dashboard.md): a partition per kind and day, a document per hour or day.
+DASHBOARD = CosmosContainer("dashboard", "/pk")
+
+# The change feed's leases: where the bookings trigger records how far it has read (docs/events.md). The
+# Functions host requires /id as its partition key.
+LEASES = CosmosContainer("leases", "/id")
 
 COSMOS_CONTAINERS: tuple[CosmosContainer, ...] = (PATIENTS, SITES, BOOKINGS, CONFIG, DELIVERIES, WAITING_ROOM, GP,
-                                                   VACCINATIONS, AUDIT, NIMS)
+                                                   VACCINATIONS, AUDIT, NIMS, DASHBOARD, LEASES)
 
 # Queues. The Functions host adds "<queue>-poison" for each triggered queue itself.
 QUEUE_BOOKING_EVENTS = "booking-events"

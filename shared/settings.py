@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     cosmos_ca_cert: str | None = Field(default=None, validation_alias="COSMOS_CA_CERT")
 
     messaging: Literal["storage", "servicebus"] = Field(default="storage", validation_alias="MESSAGING")
+    # Booking events (docs/events.md): how many events one instance publishes at once, and how long a booking
+    # must go unchanged with its events unmarked before the outbox repair timer sends them (the feed missed them).
+    event_publish_concurrency: int = Field(default=64, ge=1, validation_alias="EVENT_PUBLISH_CONCURRENCY")
+    outbox_repair_grace_seconds: float = Field(default=60.0, ge=0, validation_alias="OUTBOX_REPAIR_GRACE_SECONDS")
 
     # Keyed hashing of personal data for logs and rate-limit keys; a Key Vault reference in Azure.
     pii_hash_key: str = Field(default=DEVELOPMENT_KEY, repr=False, validation_alias="PII_HASH_KEY")

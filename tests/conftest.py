@@ -28,6 +28,7 @@ class EmulatorEndpoints:
         return {
             "AzureWebJobsStorage": self.storage_connection_string,
             "COSMOS_ENDPOINT": self.cosmos_endpoint,
+            "COSMOS__accountEndpoint": self.cosmos_endpoint,  # the Cosmos DB trigger's connection
             "COSMOS_KEY": self.cosmos_key,
             "COSMOS_CA_CERT": self.cosmos_ca_cert,
             "COSMOS_DATABASE": "vaccination-tests",

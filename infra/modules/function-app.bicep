@@ -37,8 +37,8 @@ param emailFrom string = ''
 
 param smsFrom string
 
-@description('Where texts send people to manage a booking; empty: this app\'s own address.')
-param bookingSiteUrl string = ''
+@description('The booking site (https://host, no trailing slash): the base of every link a text carries, and the one origin CORS allows.')
+param bookingSiteUrl string
 
 @description('Per-instance send rates, as decimal strings: the account\'s limit divided by the instance ceiling.')
 param smsSendsPerMinute string
@@ -125,6 +125,14 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     }
     siteConfig: {
       minTlsVersion: '1.2'
+      // The booking site's pages call /api from their own origin: exactly that one is allowed, with
+      // credentials so that staff screens carry the App Service Authentication session.
+      cors: {
+        allowedOrigins: [
+          bookingSiteUrl
+        ]
+        supportCredentials: true
+      }
     }
   }
 }
@@ -163,6 +171,9 @@ var azureSettings = {
   APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
   ACS_ENDPOINT: acsEndpoint
+  // The Cosmos DB trigger's connection uses the same identity (with COSMOS__accountEndpoint).
+  COSMOS__credential: 'managedidentity'
+  COSMOS__clientId: identityClientId
 }
 
 // Everything in local.settings.example.json the app needs in Azure, with its Azure value.
@@ -177,7 +188,13 @@ var appSettings = {
   GP_INVITE_FACTOR: '3'
   GP_INVITE_DAYS: '14'
   BOOKING_REPAIR_SCHEDULE: '*/30 * * * * *'
-  OUTBOX_RELAY_SCHEDULE: '*/5 * * * * *'
+  // The change feed sends booking events (docs/events.md); this timer is only the repair path for what it
+  // missed, on bookings unchanged for OUTBOX_REPAIR_GRACE_SECONDS.
+  OUTBOX_RELAY_SCHEDULE: '*/30 * * * * *'
+  OUTBOX_REPAIR_GRACE_SECONDS: '60'
+  EVENT_PUBLISH_CONCURRENCY: '64'
+  // The bookings trigger's Cosmos DB connection, identity-based (the credential is in azureSettings).
+  COSMOS__accountEndpoint: cosmosEndpoint
   // After each day (UTC; 01:30 is after midnight in London all year): appointments of earlier days
   // neither vaccinated nor cancelled become didNotAttend (docs/site-operations.md).
   DID_NOT_ATTEND_SCHEDULE: '0 30 1 * * *'
@@ -193,7 +210,7 @@ var appSettings = {
   NIMS_RECOUNT_DAYS_BEFORE: '2'
   NIMS_RECOUNT_DAYS_AFTER: '14'
   SMS_FROM: smsFrom
-  BOOKING_SITE_URL: empty(bookingSiteUrl) ? 'https://${site.properties.defaultHostName}' : bookingSiteUrl
+  BOOKING_SITE_URL: bookingSiteUrl
   SMS_SENDS_PER_MINUTE: smsSendsPerMinute
   EMAIL_SENDS_PER_MINUTE: emailSendsPerMinute
   SEND_ATTEMPTS: '4'
@@ -239,8 +256,8 @@ var serviceBusSettings = messaging == 'servicebus' ? {
   SERVICEBUS_CONNECTION__clientId: identityClientId
 } : {}
 
-// A child resource rather than siteConfig.appSettings so that BOOKING_SITE_URL can use the app's
-// own host name. This replaces the whole collection: a setting added by hand is removed by the
+// A child resource rather than siteConfig.appSettings, so that settings can name the app's own
+// resources. This replaces the whole collection: a setting added by hand is removed by the
 // next provision, which keeps this file the truth.
 resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
   parent: site

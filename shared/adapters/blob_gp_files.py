@@ -95,5 +95,12 @@ class BlobReportFiles:
         except ResourceNotFoundError:
             return None
 
+    async def read(self, blob_name: str) -> bytes | None:
+        try:
+            download = await self._container.get_blob_client(blob_name).download_blob()
+        except ResourceNotFoundError:
+            return None
+        return bytes(await download.readall())
+
     def writer(self, blob_name: str, replaces: str | None = None) -> _BlockWriter:
         return _BlockWriter(self._container, blob_name, replaces, self._block_bytes)

@@ -1,4 +1,8 @@
-"""Booking documents, slot capacity and the site catalogue in Cosmos DB.
+"""Booking documents and slot capacity in Cosmos DB: both in the `bookings` container, a partition per site.
+
+Slot documents (`type` "slot") live beside the bookings of their site so that a booking and the places it
+takes are one transactional batch (docs/bookings.md). Every document here has a `type`: "booking",
+"appointment" (a day-list entry), "slot", "fence" (a reference that must never be booked).
 
 Filter predicates use only lower-case names and literals: the local emulator lower-cases the whole
 condition before evaluating it (real Cosmos DB does not), so anything else would not match there.
@@ -13,13 +17,14 @@ from azure.core import MatchConditions
 from azure.cosmos.aio import ContainerProxy
 from azure.cosmos.exceptions import (
     CosmosAccessConditionFailedError,
+    CosmosBatchOperationError,
     CosmosResourceExistsError,
     CosmosResourceNotFoundError,
 )
 
 from shared.domain.booking_record import Appointment, BookingRecord
 from shared.domain.retention import booking_ttl, entry_ttl
-from shared.ports.bookings import DayListItem, HoldOutcome, StoredBooking
+from shared.ports.bookings import DayListItem, HoldOutcome, PlaceRefusal, StoredBooking
 from shared.ports.site_operations import UnsettledAppointment
 
 
@@ -29,6 +34,17 @@ def _hold_key(reference: str) -> str:
 
 def _entry_id(reference: str, appointment: Appointment) -> str:
     return f"{reference}.{appointment.slot_id}"
+
+
+_ROOM_LEFT = "FROM c WHERE c.booked < c.capacity AND c.status = 'open'"
+
+
+def _take_place(reference: str, now: dt.datetime) -> tuple[list[dict[str, Any]], str]:
+    """The conditional patch that takes one place in a slot for a reference: its operations and filter."""
+    key = _hold_key(reference)
+    return ([{"op": "incr", "path": "/booked", "value": 1},
+             {"op": "set", "path": f"/holds/{key}", "value": now.isoformat()}],
+            f"{_ROOM_LEFT} AND NOT IS_DEFINED(c.holds.{key})")
 
 
 def _listing(appointment: Appointment, status: str) -> dict[str, Any]:
@@ -80,9 +96,76 @@ def booking_document(record: BookingRecord, now: dt.datetime | None = None) -> d
     return doc
 
 
+def appointment_entry_document(record: BookingRecord, appointment: Appointment, now: dt.datetime) -> dict[str, Any]:
+    """The entry listing one of a booking's appointments in its site's day list (not the home one's first)."""
+    return {"id": _entry_id(record.reference, appointment), "siteId": appointment.site_id, "type": "appointment",
+            "reference": record.reference, "homeSiteId": record.home_site_id,
+            "contact": record.contact.model_dump(mode="json"),
+            "bookedAt": (record.confirmed_at or record.created_at).isoformat(),
+            **_listing(appointment, _appointment_status(record, appointment)),
+            "ttl": entry_ttl(appointment, now)}
+
+
 class CosmosBookingRecords:
     def __init__(self, container: ContainerProxy) -> None:
         self._container = container
+
+    async def create_holding(self, record: BookingRecord, now: dt.datetime) -> StoredBooking | PlaceRefusal:
+        home = record.home_site_id
+        # The booking first: a document already under its reference fails the batch before any place is taken.
+        operations: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
+            ("create", (booking_document(record, now),), {})]
+        places = [a for a in record.appointments if a.site_id == home]
+        patch, _ = _take_place(record.reference, now)
+        for appointment in places:
+            # No "not held by this reference yet" here: the create before it already makes the batch happen
+            # at most once per reference.
+            operations.append(("patch", (appointment.slot_id, patch), {"filter_predicate": _ROOM_LEFT}))
+        for appointment in record.separate_entries():
+            if appointment.site_id == home:
+                operations.append(("upsert", (appointment_entry_document(record, appointment, now),), {}))
+        try:
+            results = await self._container.execute_item_batch(operations, partition_key=home)
+        except CosmosBatchOperationError as failed:
+            index, status = failed.error_index, failed.status_code
+            if index == 0 and status == 409:
+                return "exists"
+            if 0 < index <= len(places) and status in (404, 412):
+                return await self._why_refused(places[index - 1].slot_id, home) if status == 412 else "missing"
+            raise
+        # The record just written is the stored one: reading it back through the model again would only cost CPU.
+        return StoredBooking(record, results[0]["resourceBody"]["_etag"])
+
+    async def _why_refused(self, slot_id: str, site_id: str) -> PlaceRefusal:
+        """A place refused: full, or closed (as good as gone). One read tells, on this rare path only."""
+        try:
+            slot = await self._container.read_item(slot_id, partition_key=site_id)
+        except CosmosResourceNotFoundError:
+            return "missing"
+        return "full" if slot.get("status") == "open" else "missing"
+
+    async def fence(self, reference: str, home_site_id: str, now: dt.datetime) -> bool:
+        try:
+            # Kept long past any retry of the booking it stands for; the emulator ignores ttl.
+            await self._container.create_item({"id": reference, "siteId": home_site_id, "type": "fence",
+                                               "at": now.isoformat(), "ttl": 30 * 86_400})
+        except CosmosResourceExistsError:
+            return False
+        return True
+
+    async def fenced(self, reference: str, home_site_id: str) -> bool:
+        try:
+            doc = await self._container.read_item(reference, partition_key=home_site_id)
+        except CosmosResourceNotFoundError:
+            return False
+        return bool(doc.get("type") == "fence")
+
+    async def existing(self, keys: list[tuple[str, str]]) -> set[str]:
+        if not keys:
+            return set()
+        # Read many: one request per partition key range, not one per booking.
+        found = await self._container.read_items(items=keys)
+        return {doc["id"] for doc in found if doc.get("type") == "booking"}
 
     @staticmethod
     def _stored(doc: dict[str, Any]) -> StoredBooking:
@@ -117,13 +200,7 @@ class CosmosBookingRecords:
         return self._stored(doc)
 
     async def put_appointment_entry(self, record: BookingRecord, appointment: Appointment) -> None:
-        doc = {"id": _entry_id(record.reference, appointment), "siteId": appointment.site_id, "type": "appointment",
-               "reference": record.reference, "homeSiteId": record.home_site_id,
-               "contact": record.contact.model_dump(mode="json"),
-               "bookedAt": (record.confirmed_at or record.created_at).isoformat(),
-               **_listing(appointment, _appointment_status(record, appointment)),
-               "ttl": entry_ttl(appointment, _now())}
-        await self._container.upsert_item(doc)
+        await self._container.upsert_item(appointment_entry_document(record, appointment, _now()))
 
     async def retire_appointment_entry(self, reference: str, appointment: Appointment, status: str) -> None:
         try:
@@ -148,10 +225,6 @@ class CosmosBookingRecords:
             "(IS_NUMBER(c.moveEpoch) AND c.moveEpoch < @old))",
             [{"name": "@old", "value": epoch - 60}])
         return (pending + owing)[:limit]
-
-    async def with_unsent_events(self, limit: int) -> list[StoredBooking]:
-        found = await self._query("SELECT * FROM c WHERE c.type = 'booking' AND c.outboxPending = true", [])
-        return found[:limit]
 
     async def unsettled_before(self, day: dt.date, limit: int) -> list[UnsettledAppointment]:
         """Appointments of past days still confirmed or checked in: the did-not-attend timer's work.
@@ -193,13 +266,10 @@ class CosmosSlotHolds:
 
     async def hold(self, slot_id: str, site_id: str, reference: str, now: dt.datetime) -> HoldOutcome:
         key = _hold_key(reference)
+        patch, condition = _take_place(reference, now)
         try:
-            await self._container.patch_item(
-                slot_id, partition_key=site_id,
-                patch_operations=[{"op": "incr", "path": "/booked", "value": 1},
-                                  {"op": "set", "path": f"/holds/{key}", "value": now.isoformat()}],
-                filter_predicate=f"FROM c WHERE c.booked < c.capacity AND c.status = 'open' "
-                                 f"AND NOT IS_DEFINED(c.holds.{key})")
+            await self._container.patch_item(slot_id, partition_key=site_id, patch_operations=patch,
+                                             filter_predicate=condition)
             return "held"
         except CosmosResourceNotFoundError:
             return "missing"

@@ -224,7 +224,7 @@ class CosmosRegisterPeople:
 
 
 class CosmosSlotCounters:
-    """Slot documents' `booked` against their `holds` (`sites`, partition /siteId)."""
+    """Slot documents' `booked` against their `holds` (`bookings`, partition /siteId)."""
 
     def __init__(self, container: ContainerProxy) -> None:
         self._container = container

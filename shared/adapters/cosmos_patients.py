@@ -65,7 +65,8 @@ def booked_doses(doc: dict[str, Any]) -> frozenset[int]:
 
 
 def _claims(doc: dict[str, Any]) -> dict[int, DoseClaim]:
-    return {int(key[1:]): DoseClaim(m["ref"], m["homeSiteId"], dt.datetime.fromisoformat(m["at"]))
+    return {int(key[1:]): DoseClaim(m["ref"], m["homeSiteId"], dt.datetime.fromisoformat(m["at"]),
+                                    tuple(m.get("slots") or ()))
             for key, m in (doc.get("bookings") or {}).items() if m}
 
 
@@ -177,11 +178,15 @@ class CosmosPatientStore:
                                   {ref.upper(): site for ref, site in (doc.get("references") or {}).items()})
 
     async def claim_doses(self, nhs_number: str, doses: list[int], claim: DoseClaim,
-                          idempotency: tuple[str, IdempotencyEntry] | None) -> bool:
+                          idempotency: tuple[str, IdempotencyEntry] | None, match_version: int | None = None) -> bool:
         marker = {"ref": claim.reference, "key": claim.reference.lower(), "homeSiteId": claim.home_site_id,
-                  "at": claim.at.isoformat()}
+                  "at": claim.at.isoformat(), "slots": list(claim.slot_ids)}
         operations: list[dict[str, Any]] = [{"op": "set", "path": f"/bookings/d{dose}", "value": marker}
                                             for dose in doses]
+        # When the latest claim was made: the repair timer's sweep for claims left without their booking.
+        operations.append({"op": "set", "path": "/claimedEpoch", "value": claim.at.timestamp()})
+        if match_version is not None:
+            operations.append({"op": "set", "path": "/matchedAt", "value": claim.at.isoformat()})
         # Every reference the person ever held, so a cancelled booking can still be looked up.
         operations.append({"op": "set", "path": f"/references/{claim.reference.lower()}", "value": claim.home_site_id})
         if idempotency is not None:
@@ -192,12 +197,20 @@ class CosmosPatientStore:
         free = " AND ".join(
             f"(NOT IS_DEFINED(c.bookings.d{dose}) OR c.bookings.d{dose}.key = '{claim.reference.lower()}')"
             for dose in doses)
+        if match_version is not None:  # the date of birth's compare-and-set, in the same write
+            free += " AND " + _at_version(match_version).removeprefix("FROM c WHERE ")
         try:
             await self._container.patch_item(patient_id(nhs_number), partition_key=nhs_number,
                                              patch_operations=operations, filter_predicate=f"FROM c WHERE {free}")
         except CosmosAccessConditionFailedError:
             return False
         return True
+
+    async def claims_made_between(self, start: dt.datetime, end: dt.datetime) -> list[tuple[str, dict[int, DoseClaim]]]:
+        found = self._container.query_items(
+            "SELECT c.nhsNumber, c.bookings FROM c WHERE c.claimedEpoch >= @start AND c.claimedEpoch < @end",
+            parameters=[{"name": "@start", "value": start.timestamp()}, {"name": "@end", "value": end.timestamp()}])
+        return [(doc["nhsNumber"], _claims(doc)) async for doc in found]
 
     async def release_doses(self, nhs_number: str, doses: list[int], reference: str) -> None:
         for dose in doses:  # one at a time: each marker may belong to a different booking by now

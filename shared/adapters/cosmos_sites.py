@@ -74,10 +74,13 @@ def _slot_state(doc: dict[str, Any]) -> SlotState:
 
 
 class CosmosSiteStore:
-    """The SiteStore port on the `sites` container (partition /siteId)."""
+    """The SiteStore port: sites, sessions and session days in the `sites` container; slots in `slots`
+    (the `bookings` container: a slot's places are taken in the same transaction as its bookings are
+    written, docs/bookings.md). Both are partitioned by /siteId."""
 
-    def __init__(self, container: ContainerProxy, write_concurrency: int = 16) -> None:
+    def __init__(self, container: ContainerProxy, slots: ContainerProxy, write_concurrency: int = 16) -> None:
         self._container = container
+        self._slots = slots
         self._write_concurrency = write_concurrency
         self._writes: asyncio.Semaphore | None = None
 
@@ -95,8 +98,9 @@ class CosmosSiteStore:
         return doc
 
     async def _query(self, site_id: str, query: str, parameters: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        found = self._container.query_items(query, parameters=[{"name": "@site", "value": site_id}, *parameters],
-                                            partition_key=site_id)
+        """A query of one site's slots (the only documents queried by site here)."""
+        found = self._slots.query_items(query, parameters=[{"name": "@site", "value": site_id}, *parameters],
+                                        partition_key=site_id)
         return [doc async for doc in found]
 
     # ---- sites ---------------------------------------------------------------------------------
@@ -173,7 +177,7 @@ class CosmosSiteStore:
         async def create(slot: Slot) -> bool:
             async with semaphore:
                 try:
-                    await self._container.create_item(slot_document(slot))
+                    await self._slots.create_item(slot_document(slot))
                 except CosmosResourceExistsError:
                     # Already there: this session re-created (keep its counts), or one of a cancelled session
                     # at the same time (open it again for the new session).
@@ -186,7 +190,7 @@ class CosmosSiteStore:
     # emulator versions that lower-case the whole condition.
     async def _reopen_for(self, slot: Slot) -> bool:
         try:
-            await self._container.patch_item(
+            await self._slots.patch_item(
                 slot.slot_id, partition_key=slot.site_id,
                 patch_operations=[{"op": "set", "path": "/status", "value": "open"},
                                   {"op": "set", "path": "/sessionId", "value": slot.session_id},
@@ -203,7 +207,7 @@ class CosmosSiteStore:
 
     async def close_slot(self, site_id: str, slot_id: str, only_if_unbooked: bool) -> bool:
         try:
-            await self._container.patch_item(
+            await self._slots.patch_item(
                 slot_id, partition_key=site_id,
                 patch_operations=[{"op": "set", "path": "/status", "value": "cancelled"}],
                 filter_predicate="FROM c WHERE c.booked = 0" if only_if_unbooked else None)
@@ -215,7 +219,7 @@ class CosmosSiteStore:
 
     async def reopen_slot(self, site_id: str, slot_id: str) -> None:
         try:
-            await self._container.patch_item(
+            await self._slots.patch_item(
                 slot_id, partition_key=site_id,
                 patch_operations=[{"op": "set", "path": "/status", "value": "open"}],
                 filter_predicate="FROM c WHERE c.status = 'cancelled'")

@@ -1,8 +1,9 @@
 """The waiting room in Cosmos DB: settings in `config`, everything else in `waiting-room` by `/pk`.
 
-Nothing is updated by many writers at once: join and poll records are written once each, in a
-partition per minute of writing; the state has one writer (the timer); an admission is claimed by
-creating a document named after it, which only the first request can do.
+Join and poll records are written once each, in a partition per minute of writing; the state has one
+writer (the timer); an admission is claimed by creating a document named after it, which only the
+first request can do. The one document many write is an opening's join counter, and only with an
+atomic increment (a patch): at most one per instance per join batch, never a read-modify-write.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from azure.cosmos.aio import ContainerProxy
 from azure.cosmos.exceptions import CosmosResourceExistsError, CosmosResourceNotFoundError
 
 from shared.adapters.cosmos_writes import create_or_replace
-from shared.domain.queue_positions import JoinSource, QueueIndex, ReadRun, stored_index
+from shared.domain.queue_positions import QueueIndex, stored_index
 from shared.domain.waiting_room import RoomSettings, RoomState, batch_id
 from shared.ports.waiting_room import ClaimOutcome, JournalEntry, StoredRoomSettings, StoredRoomState
 
@@ -68,26 +69,11 @@ def _index(doc: object) -> QueueIndex:
     return stored_index(int(doc.get("waiting", 0)), cuts)
 
 
-def _source_doc(source: JoinSource) -> dict[str, Any]:
-    doc: dict[str, Any] = {"id": source.id, "n": source.batches, "h": source.horizon, "l": source.last,
-                           "r": source.recent, "s": source.since, "c": source.share}
-    if source.runs:
-        doc["x"] = [[run.first, run.last, run.first_top, run.first_count, run.top, run.count] for run in source.runs]
-    return doc
-
-
-def _source(doc: dict[str, Any]) -> JoinSource:
-    return JoinSource(id=str(doc["id"]), batches=int(doc.get("n", 0)), horizon=int(doc.get("h", 0)),
-                      last=int(doc.get("l", 0)), recent=int(doc.get("r", 0)), since=int(doc.get("s", 0)),
-                      share=int(doc.get("c", 0)),
-                      runs=tuple(ReadRun(*(int(value) for value in run)) for run in doc.get("x", ())))
-
-
 def _state_doc(doc_id: str, state: RoomState) -> dict[str, Any]:
-    return {"id": doc_id, "pk": doc_id, "frontier": state.frontier, "lapsedHere": sorted(state.lapsed_here),
-            "index": _index_doc(state.index), "sources": [_source_doc(source) for source in state.sources],
-            "tickSeconds": state.tick_seconds,
-            "joinLagSeconds": state.join_lag_seconds, "reportUntil": state.report_until,
+    return {"id": doc_id, "pk": doc_id, "frontier": state.frontier, "releasedFrom": state.released_from,
+            "lapsedHere": sorted(state.lapsed_here),
+            "index": _index_doc(state.index), "lost": [list(pair) for pair in state.lost],
+            "tickSeconds": state.tick_seconds, "reportUntil": state.report_until,
             "windows": [[at.isoformat(), until] for at, until in state.windows],
             "liveRatio": state.live_ratio, "joined": state.joined, "admitted": state.admitted,
             "lapsed": state.lapsed, "credit": state.credit,
@@ -97,11 +83,13 @@ def _state_doc(doc_id: str, state: RoomState) -> dict[str, Any]:
 
 def _state(doc: dict[str, Any]) -> RoomState:
     report_until = doc.get("reportUntil")
-    return RoomState(frontier=int(doc["frontier"]), lapsed_here=frozenset(int(s) for s in doc.get("lapsedHere", ())),
+    released_from = doc.get("releasedFrom")
+    return RoomState(frontier=int(doc["frontier"]),
+                     released_from=int(released_from) if released_from is not None else None,
+                     lapsed_here=frozenset(int(s) for s in doc.get("lapsedHere", ())),
                      index=_index(doc.get("index")),
-                     sources=tuple(_source(source) for source in doc.get("sources", ())),
+                     lost=tuple((int(first), int(last)) for first, last in doc.get("lost", ())),
                      tick_seconds=float(doc.get("tickSeconds", 2.0)),
-                     join_lag_seconds=float(doc.get("joinLagSeconds", 0.0)),
                      report_until=int(report_until) if report_until is not None else None,
                      windows=tuple((dt.datetime.fromisoformat(at), int(until) if until is not None else None)
                                    for at, until in doc.get("windows", ())),
@@ -165,6 +153,33 @@ class CosmosWaitingRoomStore:
             self._container.upsert_item({"id": self._lapsed_id(bucket), "pk": self._lapsed_id(bucket),
                                          "seqs": sorted(seqs)})
             for bucket, seqs in lapsed.items()))
+
+    # --- the join counter of an opening: numbers in join order ---------------------------------
+
+    def _counter_id(self, opening: int) -> str:
+        return f"{self._room}-numbers-{opening}"
+
+    async def take_numbers(self, opening: int, count: int) -> int:
+        doc_id = self._counter_id(opening)
+        increment = [{"op": "incr", "path": "/n", "value": count}]
+        try:
+            doc = await self._container.patch_item(doc_id, partition_key=doc_id, patch_operations=increment)
+        except CosmosResourceNotFoundError:
+            # The opening's first join: the counter is created at 0 by whoever gets there first.
+            try:
+                await self._container.create_item({"id": doc_id, "pk": doc_id, "n": 0})
+            except CosmosResourceExistsError:
+                pass
+            doc = await self._container.patch_item(doc_id, partition_key=doc_id, patch_operations=increment)
+        return int(doc["n"])
+
+    async def numbers_taken(self, opening: int) -> int:
+        doc_id = self._counter_id(opening)
+        try:
+            doc = await self._container.read_item(doc_id, partition_key=doc_id)
+        except CosmosResourceNotFoundError:
+            return 0
+        return int(doc.get("n", 0))
 
     # --- journals: write-once records in a partition per minute of writing -------------------
 

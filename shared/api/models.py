@@ -39,6 +39,14 @@ class EligibilityRequest(ApiModel):
     date_of_birth: dt.date
 
 
+class FollowingDoseAnswer(ApiModel):
+    """The dose that may be booked with the next one: its number and the days allowed between the two."""
+
+    dose: int
+    min_interval_days: int
+    max_interval_days: int
+
+
 class EligibilityAnswer(ApiModel):
     eligible: bool
     reasons: list[str]
@@ -47,6 +55,7 @@ class EligibilityAnswer(ApiModel):
     earliest_date: dt.date | None
     bookable_from: dt.date | None
     allowed_products: list[str]
+    following_dose: FollowingDoseAnswer | None = None
 
 
 class NimsPatient(ApiModel):

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from shared.api.booking_models import BookingAnswer, BookingRequest, LookupRequest, PersonProof, RescheduleRequest
+from shared.api.dashboard_models import DashboardAnswer
 from shared.api.gp_models import (
     InvitationAnswer,
     InvitationBookingRequest,
@@ -36,6 +37,8 @@ from shared.api.site_models import (
     OpenSessionRequest,
     SessionCancelled,
     SessionOpened,
+    SessionsAnswer,
+    SessionsQuery,
     SiteRegistered,
     SiteRegistration,
     SiteSearchAnswer,
@@ -79,6 +82,7 @@ class Operation:
     staff: bool = False
     query: type[BaseModel] | None = None
     also: tuple[int, ...] = ()
+    media: str | None = None  # a success answered as this media type (a string), not JSON
 
 
 OPERATIONS: list[Operation] = [
@@ -121,6 +125,9 @@ OPERATIONS.extend([
     Operation("post", "/api/admin/sites/{siteId}/sessions/{sessionId}/cancel", "Cancel a session; refused while "
               "it holds bookings unless cancelBookings", "admin", request=CancelSessionRequest,
               response=SessionCancelled, staff=True),
+    Operation("get", "/api/admin/sites/{siteId}/sessions", "The site's open sessions of ?date= (default today) "
+              "with their places and bookings (SiteStaff or SiteManager of the site)", "admin",
+              response=SessionsAnswer, staff=True, query=SessionsQuery),
     Operation("get", "/api/admin/sites/{siteId}/appointments", "The day list of ?date= (SiteStaff or SiteManager "
               "of the site)", "admin", response=DayListAnswer, staff=True, query=DayListQuery),
     Operation("put", "/api/admin/staff/{userId}", "Which sites a member of staff may act for", "admin",
@@ -149,6 +156,8 @@ OPERATIONS.extend([
 OPERATIONS.extend([
     Operation("get", "/api/gp/{odsCode}/uploads", "The practice's uploaded patient lists and their outcomes "
               "(GpPractice of the practice)", "gp", response=UploadsAnswer, staff=True),
+    Operation("get", "/api/gp/{odsCode}/uploads/{fileName}/report", "An upload's report as CSV, one row per input "
+              "row with its outcome (GpPractice of the practice)", "gp", staff=True, media="text/csv"),
     Operation("post", "/api/gp/{odsCode}/invitations", "Text the file's INVITABLE people not yet invited, up to the "
               "practice's free clinic places in 28 days times GP_INVITE_FACTOR", "gp", request=InvitationRunRequest,
               response=InvitationRunAnswer, status=202, staff=True),
@@ -177,6 +186,11 @@ OPERATIONS.extend([
               "admin", response=AuditAnswer, staff=True, query=AuditQuery),
 ])
 
+# The operator dashboard (docs/dashboard.md)
+OPERATIONS.append(
+    Operation("get", "/api/admin/dashboard", "The operator's live view from counters: bookings in the last hour and "
+              "today, free places in the next 7 days by region and product, the waiting room, texts, poison queues "
+              "(NationalAdmin)", "admin", response=DashboardAnswer, staff=True))
 
 # Path parameters are single URL segments; the route answers 404 for one it does not know.
 _PATH_PARAMETER = {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[^/]+$"}
@@ -273,6 +287,8 @@ def openapi_document() -> dict[str, Any]:
             answer: dict[str, Any] = {"description": "Success" if status < 400 else "Not ready"}
             if op.response:
                 answer["content"] = _json(refs[(op.response, "serialization")])
+            elif op.media:
+                answer["content"] = {op.media: {"schema": {"type": "string"}}}
             responses_of[str(status)] = answer
         responses_of["default"] = {
             "description": f"A problem (RFC 9457): {_PROBLEM_STATUSES}",

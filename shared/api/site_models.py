@@ -79,6 +79,30 @@ class SessionCancelled(ApiModel):
     bookings_cancelled: int
 
 
+class SessionsQuery(QueryModel):
+    date: dt.date | None = None
+
+
+class SessionListed(ApiModel):
+    session_id: str
+    date: dt.date
+    start: str  # London wall-clock HH:MM
+    end: str
+    slot_minutes: int
+    capacity_per_slot: int
+    product: str
+    places: int
+    booked: int
+
+
+class SessionsAnswer(ApiModel):
+    """GET /api/admin/sites/{siteId}/sessions?date=: the site's open sessions that day (staff screens)."""
+
+    site_id: str
+    date: dt.date
+    sessions: list[SessionListed]
+
+
 # ---- search -----------------------------------------------------------------------------------
 
 

@@ -145,6 +145,14 @@ class NextDose:
     required_product: str | None  # the product the course must continue with; None: any allowed
 
 
+class FollowingDose(DomainModel):
+    """The course dose that may be booked together with the next one, and how far after it it must fall."""
+
+    dose: int
+    min_interval_days: int
+    max_interval_days: int
+
+
 class EligibilityDecision(DomainModel):
     """The answer to "may this person book, which dose, from when, with what"."""
 
@@ -155,6 +163,9 @@ class EligibilityDecision(DomainModel):
     earliest_date: date | None
     bookable_from: date | None
     allowed_products: tuple[str, ...]
+    # Set when the next dose starts or continues a primary course with a dose still to follow: a
+    # booking site offers the pair together (POST /api/bookings takes dose N and N+1).
+    following_dose: FollowingDose | None = None
 
     @model_validator(mode="after")
     def _eligible_exactly_when_no_reason(self) -> Self:
@@ -240,7 +251,16 @@ def decide_eligibility(patient: PatientFacts, policy: CampaignPolicy, today: dat
         earliest_date=due.earliest_date if due else None,
         bookable_from=due.bookable_from if due else None,
         allowed_products=products,
+        following_dose=_following(due, policy) if not reasons else None,
     )
+
+
+def _following(due: NextDose | None, policy: CampaignPolicy) -> FollowingDose | None:
+    course = policy.primary_course
+    if due is None or due.kind != "primary" or due.dose >= course.doses:
+        return None
+    return FollowingDose(dose=due.dose + 1, min_interval_days=course.min_interval_days,
+                         max_interval_days=course.max_interval_days)
 
 
 def _reasons(

@@ -11,22 +11,25 @@ import hmac
 import json
 import math
 import re
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from shared.domain.queue_positions import (
-    JoinSource,
-    OwnJoins,
     QueueIndex,
+    Ranges,
+    count_between,
+    merged,
+    nth_after,
+    numbers_ahead,
     queue_index,
-    unread_joins_before,
 )
 
 # A ticket nobody has asked about for this long stops holding its place (judged when admission reaches it).
 LAPSE_AFTER = dt.timedelta(minutes=5)
-# Join order is cut into buckets of this many seconds of join time: the unit of the lapsed-set archive.
-BUCKET_SECONDS = 10
+# Join order is cut into buckets of this many sequence numbers (while the room is on, this many joins):
+# the unit of the lapsed-set archive, so the state holds the lapsed tickets of at most one bucket.
+BUCKET_NUMBERS = 4096
 # Polls are reported for the tickets admission will reach within this many minutes at the current
 # rate; twice the lapse time so that a raised rate does not outrun what instances report.
 REPORT_WINDOW_MINUTES = 10
@@ -63,21 +66,15 @@ def moment_of(seq: int) -> dt.datetime:
 
 
 def bucket_of(seq: int) -> int:
-    """The join-time bucket (index since 1970) a sequence number falls in."""
-    return seq // (BUCKET_SECONDS * _MICROS)
-
-
-def bucket_start(bucket: int) -> int:
-    return bucket * BUCKET_SECONDS * _MICROS
+    """The bucket of join order a sequence number falls in."""
+    return seq // BUCKET_NUMBERS
 
 
 @dataclass
 class SequenceSource:
-    """Hands out strictly increasing sequence numbers on one instance, from its clock.
-
-    Instances never coordinate: their clocks (NTP-disciplined) order joins across instances, and
-    two joins on one instance within the same microsecond still get distinct numbers.
-    """
+    """Hands out strictly increasing sequence numbers on one instance, from its clock, while the room
+    is off (those tickets are admitted at once). While it is on, joins are numbered by the opening's
+    counter instead (`queue_positions`), so that the people ahead are counted, not estimated."""
 
     last: int = 0
 
@@ -94,7 +91,8 @@ class RoomSettings:
     """What NationalAdmin controls. Off by default; `opened_at` is the sequence number at the moment
     the room was last switched on. It is also the room's epoch: tickets and admission tokens carry the
     epoch they were issued in, and while the room is on only those of its current opening stand
-    (`of_this_opening`); a ticket from before it must join again, behind everyone already queueing."""
+    (`of_this_opening`); a ticket from before it must join again, behind everyone already queueing.
+    The tickets of an opening are numbered `opened_at + 1`, `opened_at + 2`, ... in join order."""
 
     enabled: bool = False
     admit_per_minute: int = 600
@@ -103,8 +101,11 @@ class RoomSettings:
     updated_at: dt.datetime | None = None
     updated_by: str | None = None
 
-    def changed(self, enabled: bool, admit_per_minute: int | None, now: dt.datetime, by: str) -> RoomSettings:
-        opened_at = seq_at(now) if enabled and not self.enabled else self.opened_at
+    def changed(self, enabled: bool, admit_per_minute: int | None, now: dt.datetime, by: str,
+                numbered_to: int = 0) -> RoomSettings:
+        """`numbered_to`: the highest sequence number the last opening handed out; a new opening
+        starts above it, so that its tickets can never be taken for the last one's."""
+        opened_at = max(seq_at(now), numbered_to + 1) if enabled and not self.enabled else self.opened_at
         rate = self.admit_per_minute if admit_per_minute is None else admit_per_minute
         return RoomSettings(enabled=enabled, admit_per_minute=rate, opened_at=opened_at,
                             version=self.version + 1, updated_at=now, updated_by=by)
@@ -114,17 +115,21 @@ class RoomSettings:
 class RoomState:
     """How far admission has gone: written by the admission timer, cached by every instance.
 
-    `frontier`: every ticket with a sequence number up to it is admitted, except the lapsed ones.
+    `frontier`: every ticket with a sequence number up to it is admitted, except the lapsed ones:
+    released evenly over the tick from `released_from` (where the last tick's release had got to),
+    so that admissions flow at the configured rate rather than in a step per tick (`released`).
     `lapsed_here`: the lapsed tickets in the frontier's own bucket (earlier buckets are archived).
-    `index`: the waiting tickets after the frontier that the timer has read, for positions.
-    `sources`: how far the timer has read each instance's joins, for those not in the index yet.
+    `index`: the waiting tickets after the frontier that the timer has read (how many wait).
+    `lost`: numbers after the frontier that nobody holds (their joins never reached the queue).
     `report_until`: instances report polls of waiting tickets up to this sequence number.
     """
 
     frontier: int = 0
+    # None: everything up to the frontier is released (a state from before releases were spread).
+    released_from: int | None = None
     lapsed_here: frozenset[int] = frozenset()
     index: QueueIndex = field(default_factory=QueueIndex)
-    sources: tuple[JoinSource, ...] = ()
+    lost: Ranges = ()
     report_until: int | None = None
     # The reporting limits published over the last few minutes, for lapse judgements.
     windows: Windows = ()
@@ -136,9 +141,6 @@ class RoomState:
     ticked_at: dt.datetime | None = None
     # The measured time between the timer's last two ticks.
     tick_seconds: float = TICK.total_seconds()
-    # The queue's latency from a join to its record (median): what was read at `ticked_at` holds most
-    # joins up to that long before.
-    join_lag_seconds: float = 0.0
     # The write time of the oldest join record that may hold a ticket still waiting.
     ledger_from: dt.datetime | None = None
 
@@ -148,8 +150,42 @@ class RoomState:
 
 
 def admission_floor(settings: RoomSettings, state: RoomState) -> int:
-    """Tickets with sequence numbers up to this are through (lapsed ones excepted)."""
+    """Tickets with sequence numbers up to this have been passed by the timer (lapsed ones excepted)."""
     return max(state.frontier, settings.opened_at)
+
+
+def released(state: RoomState, now: dt.datetime | None) -> int:
+    """How far the frontier has been released at `now`: the timer moves it once a tick, and the
+    numbers it passed are let through evenly over the following tick, the same for every instance
+    (their clocks agree to milliseconds), so that the people ahead fall smoothly at the rate."""
+    start = state.released_from
+    if now is None or start is None or state.ticked_at is None or state.frontier <= start:
+        return state.frontier
+    share = (now - state.ticked_at).total_seconds() / state.tick_seconds
+    if share >= 1:
+        return state.frontier
+    # The first at once, the last a share before the next tick: a tick that comes a little early then
+    # finds the release done, rather than carrying a straggler into its own.
+    if share < 0:
+        return start
+    passed = state.frontier - start
+    return start + min(passed, math.floor(passed * share) + 1)
+
+
+def released_at(seq: int, state: RoomState) -> dt.datetime | None:
+    """The moment a ticket the frontier has passed is released (None if it is not passed yet)."""
+    if seq > state.frontier:
+        return None
+    start = state.released_from
+    if start is None or state.ticked_at is None or seq <= start:
+        return state.ticked_at
+    share = (seq - start - 1) / (state.frontier - start)
+    return state.ticked_at + dt.timedelta(seconds=share * state.tick_seconds)
+
+
+def release_floor(settings: RoomSettings, state: RoomState, now: dt.datetime | None) -> int:
+    """Tickets with sequence numbers up to this are admitted at `now` (lapsed ones excepted)."""
+    return max(released(state, now), settings.opened_at)
 
 
 # --- What a ticket's holder is told -----------------------------------------------------------
@@ -183,45 +219,47 @@ def lapsed_bucket_needed(seq: int, settings: RoomSettings, state: RoomState) -> 
 
 
 def admitted_since(settings: RoomSettings, state: RoomState, now: dt.datetime | None) -> float:
-    """Admissions the timer has most likely made since the state an instance holds.
+    """Admissions most likely released beyond what the state an instance holds says.
 
-    The timer admits in steps, one per tick, so people ahead fall in steps of a tick's admissions.
-    Counting half a tick late keeps the error within half a tick's admissions either way.
+    The state's own release runs for a tick after it was written (`released`); the next tick owes
+    what falls due meanwhile and releases it over the tick after, so from then on admissions flow
+    at the configured rate, one tick behind.
     """
     if now is None or not settings.enabled:
         return 0.0
     since = max((t for t in (state.ticked_at, moment_of(settings.opened_at)) if t), default=None)
     if since is None:
         return 0.0
-    age = min(now - since, MAX_EXTRAPOLATION).total_seconds() - state.tick_seconds / 2
+    age = min(now - since, MAX_EXTRAPOLATION).total_seconds() - state.tick_seconds
     return max(0.0, age) * settings.admit_per_minute / 60
 
 
 def people_ahead(seq: int, settings: RoomSettings, state: RoomState, now: dt.datetime | None = None,
-                 own: OwnJoins | None = None) -> float:
-    """The people still there ahead of a waiting ticket: those in the index (counted with a
-    bisection), the joins the timer has not read yet (this instance's own exactly, the others'
-    estimated), discounted by the share of passed tickets that were still there, less what the timer
-    has most likely admitted since the state was written."""
-    floor = admission_floor(settings, state)
+                 voided: Ranges = ()) -> float:
+    """The people still there ahead of a waiting ticket: every number between the frontier and its
+    own, less those nobody holds (lost, as the timer published; `voided`, this instance's own joins
+    that failed, known at once), discounted by the share of passed tickets that were still there,
+    less what the timer has most likely admitted since the state was written."""
+    floor = release_floor(settings, state, now)
     if seq <= floor:
         return 0.0
-    known = max(0.0, state.index.below(seq) - state.index.below(floor + 1))
-    read_to = seq_at(state.ticked_at - dt.timedelta(seconds=state.join_lag_seconds)) if state.ticked_at else 0
-    unread = unread_joins_before(seq, floor, state.sources, own, read_to)
-    return max(0.0, (known + unread) * state.live_ratio - admitted_since(settings, state, now))
+    held = numbers_ahead(seq, floor, merged(state.lost, voided) if voided else state.lost)
+    return max(0.0, held * state.live_ratio - admitted_since(settings, state, now))
 
 
 def standing(seq: int, settings: RoomSettings, state: RoomState, archived_lapsed: Collection[int] = (),
-             now: dt.datetime | None = None, own: OwnJoins | None = None) -> Standing:
+             now: dt.datetime | None = None, voided: Ranges = ()) -> Standing:
     """Admitted, lapsed, or waiting with a position and an estimate from the admission rate."""
     if not settings.enabled or seq <= settings.opened_at:
         return ADMITTED
     if seq <= state.frontier:
         in_frontier_bucket = bucket_of(seq) == bucket_of(state.frontier)
         lapsed = seq in state.lapsed_here if in_frontier_bucket else seq in archived_lapsed
-        return LAPSED if lapsed else ADMITTED
-    position = 1 + round(people_ahead(seq, settings, state, now, own))
+        if lapsed:
+            return LAPSED
+        if seq <= released(state, now):
+            return ADMITTED
+    position = 1 + round(people_ahead(seq, settings, state, now, voided))
     return Standing(admitted=False, position=position,
                     estimated_wait_seconds=estimate_wait_seconds(position, settings.admit_per_minute))
 
@@ -249,17 +287,20 @@ def watched_since(seq: int, windows: Windows) -> dt.datetime | None:
     return since
 
 
-def is_lapsed(seq: int, last_polled: dt.datetime | None, now: dt.datetime, windows: Windows) -> bool:
+def is_lapsed(seq: int, last_polled: dt.datetime | None, now: dt.datetime, windows: Windows,
+              joined_at: dt.datetime | None = None) -> bool:
     """Not asked about for LAPSE_AFTER, while instances were reporting its polls all that time.
 
-    Joining counts as being asked about. A ticket nobody was watching for long enough (the window
+    Joining counts as being asked about (`joined_at`; without it the sequence number is taken as the
+    moment, which it is for tickets numbered by the clock). A ticket nobody was watching for long enough (the window
     grew after a rate rise, or the timer started afresh) gets the benefit of the doubt: silence
     that nobody was listening for is not evidence that its holder has gone.
     """
     watched = watched_since(seq, windows)
     if watched is None or now - watched < LAPSE_AFTER + WATCH_MARGIN:
         return False
-    seen = moment_of(seq) if last_polled is None else max(moment_of(seq), last_polled)
+    joined = joined_at or moment_of(seq)
+    seen = joined if last_polled is None else max(joined, last_polled)
     return now - seen > LAPSE_AFTER
 
 
@@ -299,25 +340,37 @@ class Progress:
 
 
 def advance(frontier: int, waiting: Sequence[int], due: float, last_polled: Mapping[int, dt.datetime],
-            now: dt.datetime, windows: Windows = ()) -> Progress:
+            now: dt.datetime, windows: Windows = (),
+            joined_at: Callable[[int], dt.datetime | None] = lambda seq: None,
+            on_the_way: Ranges = ()) -> Progress:
     """Admit up to `due` tickets strictly in join order, passing over lapsed ones without counting them.
 
-    `waiting` are the known tickets after the frontier in ascending order. A fraction of an admission
-    is carried to the next tick; when nobody is left waiting nothing is carried, so a quiet spell
-    cannot bank admissions for a later burst.
+    `waiting` are the known tickets after the frontier in ascending order; `on_the_way` the numbers
+    between them whose joins have not been read yet (their messages are still on the queue). Those
+    are people too: the frontier passes them as admissions (they are admitted in passing when their
+    message comes), so the people ahead of everyone fall at the configured rate. A fraction of an
+    admission is carried to the next tick; when nobody is left waiting nothing is carried, so a
+    quiet spell cannot bank admissions for a later burst.
     """
     allowance = math.floor(due)
     admitted, lapsed, index = 0, [], 0
     while index < len(waiting) and admitted < allowance:
         seq = waiting[index]
-        if is_lapsed(seq, last_polled.get(seq), now, windows):
+        unread = count_between(on_the_way, frontier, seq)
+        if admitted + unread >= allowance:
+            frontier = nth_after(on_the_way, frontier, allowance - admitted)
+            admitted = allowance
+            break
+        admitted += unread
+        if is_lapsed(seq, last_polled.get(seq), now, windows, joined_at(seq)):
             lapsed.append(seq)
         else:
             admitted += 1
         frontier = seq
         index += 1
     # Lapsed tickets right behind the last admission are passed too: they would only hold the next tick up.
-    while index < len(waiting) and is_lapsed(waiting[index], last_polled.get(waiting[index]), now, windows):
+    while (index < len(waiting) and not count_between(on_the_way, frontier, waiting[index])
+           and is_lapsed(waiting[index], last_polled.get(waiting[index]), now, windows, joined_at(waiting[index]))):
         lapsed.append(waiting[index])
         frontier = waiting[index]
         index += 1
@@ -351,8 +404,7 @@ def lapsed_by_bucket(seqs: Iterable[int]) -> dict[int, frozenset[int]]:
 
 def after_tick(state: RoomState, progress: Progress, remaining: Sequence[int], settings: RoomSettings,
                now: dt.datetime, joined: int, implicitly_admitted: int, ledger_from: dt.datetime | None,
-               sources: tuple[JoinSource, ...] = (),
-               join_lag_seconds: float | None = None) -> tuple[RoomState, dict[int, frozenset[int]]]:
+               lost: Ranges = ()) -> tuple[RoomState, dict[int, frozenset[int]]]:
     """The next state, and the lapsed sets of buckets the frontier has now left (to archive first)."""
     lapsed_here: set[int] = set(state.lapsed_here)
     lapsed_here.update(progress.lapsed)
@@ -364,10 +416,11 @@ def after_tick(state: RoomState, progress: Progress, remaining: Sequence[int], s
     next_state = replace(
         state,
         frontier=progress.frontier,
+        # What this tick passed is released from where the last tick's release has got to.
+        released_from=min(progress.frontier, release_floor(settings, state, now)),
         lapsed_here=grouped.get(current, frozenset()),
         index=queue_index(remaining),
-        sources=sources,
-        join_lag_seconds=state.join_lag_seconds if join_lag_seconds is None else join_lag_seconds,
+        lost=tuple((first, last) for first, last in lost if last > progress.frontier),
         report_until=until,
         windows=next_windows(state.windows, now, until),
         live_ratio=ratio,

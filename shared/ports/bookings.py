@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from shared.domain.booking_record import Appointment, BookingRecord, Person
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from shared.domain.sites import Site
     from shared.events import BookingEvent
 
 HoldOutcome = Literal["held", "full", "missing"]
+# Why a booking could not be written with its places: a slot full, a slot gone or closed, or a document
+# already there under its reference (the same booking written by a twin request, or a fence).
+PlaceRefusal = Literal["full", "missing", "exists"]
 
 
 class SlotHolds(Protocol):
@@ -52,6 +57,26 @@ class BookingRecords(Protocol):
         """Write a new booking; None when one with that reference already exists in that partition."""
         ...
 
+    async def create_holding(self, record: BookingRecord, now: dt.datetime) -> StoredBooking | PlaceRefusal:
+        """Write the booking and take a place for it in each of its slots at its home site, all or nothing
+        (one transaction in the home site's partition, where those slots live too). Its appointment entries
+        at the home site are written in the same transaction; entries elsewhere are its cleanup's work."""
+        ...
+
+    async def fence(self, reference: str, home_site_id: str, now: dt.datetime) -> bool:
+        """Make sure no booking will ever be written under this reference, unless one is already: a marker
+        document under its id, which `create_holding` then collides with. False when a document (a booking,
+        or an earlier fence) is there already."""
+        ...
+
+    async def fenced(self, reference: str, home_site_id: str) -> bool:
+        """Whether a fence stands under this reference (so a retry must use another)."""
+        ...
+
+    async def existing(self, keys: list[tuple[str, str]]) -> set[str]:
+        """Which of these (reference, home site) have a booking document (not a fence): the sweep's check."""
+        ...
+
     async def get(self, reference: str, home_site_id: str) -> StoredBooking | None: ...
 
     async def find(self, reference: str) -> StoredBooking | None:
@@ -72,11 +97,39 @@ class BookingRecords(Protocol):
         """Bookings a crash left half done: pending past their deadline, a move past it, or cleanup owed."""
         ...
 
-    async def with_unsent_events(self, limit: int) -> list[StoredBooking]: ...
-
 
 class EventPublisher(Protocol):
     async def publish(self, event: BookingEvent) -> None: ...
+
+
+@dataclass(frozen=True)
+class UnreadableBooking:
+    """A booking document that does not parse: named by its id and partition only, never by its content."""
+
+    document_id: str
+    partition: str
+    reason: str  # the parse error's type, safe to log
+
+
+class BookingOutbox(Protocol):
+    """The events booking documents owe, as the change feed delivers them and the repair timer finds them."""
+
+    def decode(self, document: Mapping[str, Any]) -> StoredBooking | UnreadableBooking | None:
+        """A changed document as a booking; None when it is not a booking's (an entry, a slot) or quarantined."""
+        ...
+
+    async def unsent_before(self, before: dt.datetime, limit: int) -> list[StoredBooking | UnreadableBooking]:
+        """Bookings last changed before `before` whose events are still unmarked (pages read as needed)."""
+        ...
+
+    async def mark_sent(self, stored: StoredBooking, sent_at: dt.datetime) -> bool:
+        """Clear the outbox if the booking is unchanged since read (one patch), noting when its events were
+        sent; False when it changed."""
+        ...
+
+    async def quarantine(self, unreadable: UnreadableBooking) -> None:
+        """Set the document aside: the feed and the repair timer skip it from now on; operators find it."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,10 @@ class ReportFiles(Protocol):
 
     async def etag(self, blob_name: str) -> str | None: ...
 
+    async def read(self, blob_name: str) -> bytes | None:
+        """The report as committed; None when there is none (the staff screens' download)."""
+        ...
+
     def writer(self, blob_name: str, replaces: str | None = None) -> ReportWriter:
         """A new version of the report. With `replaces` (an ETag), commit raises FileChangedError unless the
         report is still that version."""

@@ -62,6 +62,8 @@ class DoseClaim:
     reference: str
     home_site_id: str  # the partition of the booking's primary document
     at: dt.datetime
+    # The slots the booking is to hold: what the repair gives back if the booking never came to be.
+    slot_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -90,11 +92,19 @@ class PatientClaims(MatchLedger, Protocol):
     async def booking_view(self, nhs_number: str) -> PatientBookingView: ...
 
     async def claim_doses(self, nhs_number: str, doses: list[int], claim: DoseClaim,
-                          idempotency: tuple[str, IdempotencyEntry] | None) -> bool:
+                          idempotency: tuple[str, IdempotencyEntry] | None, match_version: int | None = None) -> bool:
         """Mark the doses as held by `claim.reference`, only if no other booking holds any of them.
 
-        Idempotent: claiming again for the same reference succeeds. False when another booking holds one.
+        With `match_version`, the same write also confirms the date of birth as `confirm_match` does: it
+        succeeds only while the failed-match record is still at that version (shared/services/identity.py).
+        Idempotent: claiming again for the same reference succeeds. False when another booking holds one,
+        or the failed-match record moved on (read again to tell which).
         """
+        ...
+
+    async def claims_made_between(self, start: dt.datetime, end: dt.datetime) -> list[tuple[str, dict[int, DoseClaim]]]:
+        """People whose latest dose claim was made in [start, end), with their claims: the repair timer's
+        sweep for claims a crash left without their booking. A cross-partition query on an indexed field."""
         ...
 
     async def release_doses(self, nhs_number: str, doses: list[int], reference: str) -> None:

@@ -56,6 +56,15 @@ class WaitingRoomStore(Protocol):
 
     async def save_lapsed(self, lapsed: dict[int, frozenset[int]]) -> None: ...
 
+    async def take_numbers(self, opening: int, count: int) -> int:
+        """Take the next `count` numbers of the opening's join counter, in one atomic increment; returns
+        the counter after it (the block is `last - count + 1 .. last`). Many instances take at once."""
+        ...
+
+    async def numbers_taken(self, opening: int) -> int:
+        """How many numbers the opening's join counter has handed out (0 if none)."""
+        ...
+
     async def record_joins(self, seqs: tuple[int, ...], now: dt.datetime, source: str | None = None,
                            number: int | None = None) -> None:
         """Idempotent: the same batch recorded twice is one record. `source` and `number` name the

@@ -1,12 +1,16 @@
 """Booking, lookup, cancel and reschedule: a saga of idempotent steps with deterministic ids.
 
-No step needs a multi-document transaction. The booking document is written first, pending, with a
-deadline: it is the journal a crash leaves behind. Then the person's per-dose claim (conditional patch:
-one active booking per dose), then each slot's place (conditional patch: never more than capacity),
-then the commit: the booking replaced, on its etag, as confirmed, carrying the event it owes and any
-follow-up work. A crash anywhere leaves either a pending booking that the repair timer releases after
-its deadline, or a committed one whose recorded follow-up work the timer finishes. Commit and release
-race on the same etag, so exactly one of them wins.
+A booking is the person's read, then one conditional patch on the person's document that confirms the
+date of birth and claims the doses (one active booking per dose; the claim names the booking's
+reference, home site and slots, and when it was made), then one transactional batch in the home site's
+partition that writes the booking, confirmed and carrying its event, and takes its places there (never
+more than capacity). Places at other sites (a second dose elsewhere) are held between the two.
+
+A crash between claim and batch leaves a claim without its booking. Whoever gives such a claim back (the
+repair timer's sweep, the person's next booking, a failed attempt) first writes a fence under the
+booking's reference in its home partition; the batch creates the booking under that same id, so exactly
+one of the two happens: the booking, or the give-back. A crash after the batch leaves a committed
+booking whose recorded follow-up work the timer finishes.
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ from zoneinfo import ZoneInfo
 
 from shared.domain.audit import AuditAction, audit_entry
 from shared.domain.booking import (
-    INITIAL_STATUS,
     BookingPlan,
     BookingRejected,
     BookingStatus,
@@ -63,7 +66,7 @@ from shared.services.errors import (
     SlotFull,
 )
 from shared.services.idempotency import command_digest
-from shared.services.identity import prove_person
+from shared.services.identity import contended, guess_rounds, prove_person, screen_guess
 from shared.services.policy import PolicyService
 
 log = logging.getLogger(__name__)
@@ -110,6 +113,22 @@ def _no_hook(step: str) -> None:
     return None
 
 
+class _ReadAgain:
+    """The person's document changed under this attempt: read it again."""
+
+
+# An earlier attempt's say: its answer, or (reference to book under, reference resumed), or read again.
+_Earlier = BookingRecord | tuple[str, str | None] | _ReadAgain
+
+
+def _claims_by_reference(claims: dict[int, DoseClaim]) -> list[tuple[str, DoseClaim, list[int]]]:
+    """Each reference holding doses on a person's document, with one of its claims and its doses."""
+    grouped: dict[str, tuple[DoseClaim, list[int]]] = {}
+    for dose, claim in sorted(claims.items()):
+        grouped.setdefault(claim.reference, (claim, []))[1].append(dose)
+    return [(reference, claim, doses) for reference, (claim, doses) in grouped.items()]
+
+
 def _no_booking() -> NotFound:
     """Any mismatch of reference, NHS number or date of birth: never saying which part did not match."""
     return NotFound("No booking matches those details")
@@ -128,8 +147,11 @@ class BookingService:
                  policies: PolicyService, clock: Clock, reference_key: bytes,
                  saga_timeout: dt.timedelta = dt.timedelta(minutes=2), step_hook: StepHook = _no_hook,
                  admission: AdmissionGate | None = None, lock_rule: MatchLockRule | None = None,
-                 follow_up: CleanupFollowUp | None = None) -> None:
+                 follow_up: CleanupFollowUp | None = None, claim_sweep: dt.timedelta = dt.timedelta(minutes=3)) -> None:
         self._follow_up = follow_up
+        # How far back past the saga's timeout each repair run looks for claims left without their booking:
+        # a few timer periods, so every claim is looked at (a few times) without sweeping them all each run.
+        self._claim_sweep = claim_sweep
         self._admission = admission
         self._lock_rule = lock_rule or MatchLockRule()
         self._patients = patients
@@ -161,164 +183,240 @@ class BookingService:
         and used up only after the replay and the rules, so neither a retry of a finished booking nor
         a refusal spends an admission. Resuming an unfinished attempt (the same Idempotency-Key) goes
         through the gate like any booking: it may reuse the admission its first attempt took, no other.
+
+        One dose costs three Cosmos requests: the person's read; one conditional patch on the person that
+        is both the date of birth's compare-and-set (shared/services/identity.py) and the dose claim; one
+        transactional batch in the site's partition that writes the booking, confirmed with its event, and
+        takes the slot's place (docs/bookings.md). The person's document changing between the read and the
+        patch (a failed match counted, a claim raced) means reading again.
         """
         now = self._clock.now()
         gate = self._admission
         gated = sites is None and gate is not None and await gate.check(admission_token, now)
-        view = await self._verify_person(request.nhs_number, request.date_of_birth, now, refusal=NotEligible)
         body_hash = command_digest(request)
         key_hash = self._idempotency_hash(request.nhs_number, idempotency_key) if idempotency_key else None
-        resuming: str | None = None  # the reference of this same request, interrupted earlier
-        if key_hash is not None and (entry := view.idempotency.get(key_hash)) and now - entry.at < IDEMPOTENCY_WINDOW:
-            if entry.body_hash != body_hash:
-                raise IdempotencyKeyReused
-            replayed = await self._records.get(entry.reference, entry.home_site_id)
-            if replayed is not None and replayed.record.status in (BookingStatus.CONFIRMED, BookingStatus.CANCELLED):
-                return replayed.record  # the first answer
-            if replayed is not None and replayed.record.status == BookingStatus.RELEASED:
-                # An attempt a store failure stopped, whose give-back failed too: finish it before trying again,
-                # or its dose marker would make this retry "already booked" until the repair timer runs.
-                await self._settled(replayed)
-            resuming = entry.reference
-        plan = await self._plan(view, request.date_of_birth, request.slot_ids, now, exclude_reference=resuming,
-                                sites=sites)
-        claimed = False
-        if gated:
-            assert gate is not None
-            claimed = await gate.consume(admission_token, now, holder=key_hash)
+        admitted = False
         try:
-            return await self._book(request, view, plan, now, body_hash, key_hash, idempotency_key)
+            for _ in range(guess_rounds(self._lock_rule)):
+                view = await self._patients.booking_view(request.nhs_number)
+                screened = await screen_guess(self._patients, view.lookup, request.nhs_number, request.date_of_birth,
+                                              now, self._lock_rule)
+                if screened is False:
+                    raise NotEligible()
+                if screened is None:
+                    continue  # a failure was counted meanwhile: the number may be locked now
+                prepared = await self._prepared(request, view, now, body_hash, key_hash, sites)
+                if isinstance(prepared, BookingRecord):
+                    return prepared  # the first answer
+                if isinstance(prepared, _ReadAgain):
+                    continue
+                reference, plan = prepared
+                if gated and not admitted:
+                    assert gate is not None
+                    admitted = await gate.consume(admission_token, now, holder=key_hash)
+                booked = await self._claim_and_write(request, view, plan, now, body_hash, key_hash, reference)
+                if booked is not None:
+                    return booked
+            raise contended()
         except BaseException:
-            if claimed and admission_token:
+            if admitted and admission_token:
                 assert gate is not None
                 await gate.release(admission_token, now)  # nothing was booked: the admission stands
             raise
 
-    async def _book(self, request: BookAppointments, view: PatientBookingView, plan: BookingPlan, now: dt.datetime,
-                    body_hash: str, key_hash: str | None, idempotency_key: str | None) -> BookingRecord:
+    async def _prepared(self, request: BookAppointments, view: PatientBookingView, now: dt.datetime,
+                        body_hash: str, key_hash: str | None,
+                        sites: frozenset[str] | None) -> BookingRecord | _ReadAgain | tuple[str, BookingPlan]:
+        """The first answer of an earlier attempt, or the reference and plan to book with; refusals raised."""
+        resuming: str | None = None
+        try:
+            earlier = await self._earlier_attempt(request, view, body_hash, key_hash, now)
+            if isinstance(earlier, (BookingRecord, _ReadAgain)):
+                return earlier
+            reference, resuming = earlier
+            return reference, await self._plan(view, request.date_of_birth, request.slot_ids, now,
+                                               exclude_reference=resuming, sites=sites)
+        except AlreadyBooked:
+            # A claim whose booking a crash never wrote makes the dose look booked: give it back, read again.
+            if await self._free_abandoned_claims(request.nhs_number, view, now, resuming):
+                return _ReadAgain()
+            if await self._confirmed(request, view, now):
+                raise
+            return _ReadAgain()
+        except Refusal:
+            if await self._confirmed(request, view, now):
+                raise
+            return _ReadAgain()
+
+    async def _confirmed(self, request: BookAppointments, view: PatientBookingView, now: dt.datetime) -> bool:
+        """Confirm the right date of birth before answering with a refusal, which would otherwise tell a guesser
+        it was right without taking its turn among the wrong guesses (identity.py). False: read again."""
+        return await self._patients.confirm_match(request.nhs_number, view.lookup.failures_version, now)
+
+    async def _earlier_attempt(self, request: BookAppointments, view: PatientBookingView, body_hash: str,
+                               key_hash: str | None, now: dt.datetime) -> _Earlier:
+        """What an Idempotency-Key says about this request: the first answer (a booking), or the reference to
+        book under and the reference of an earlier attempt to resume, if any; `_ReadAgain` when the match
+        confirmation lost a race. Without a key: a fresh random reference."""
+        if key_hash is None:
+            return reference_from_bytes(secrets.token_bytes(16)), None
+        entry = view.idempotency.get(key_hash)
+        if entry is None or now - entry.at >= IDEMPOTENCY_WINDOW:  # new, or its window passed: the body asks anew
+            salt = entry.reference if entry is not None else ""
+            return self._keyed_reference(request.nhs_number, key_hash, body_hash, salt=salt), None
+        if entry.body_hash != body_hash:
+            raise IdempotencyKeyReused
+        replayed = await self._records.get(entry.reference, entry.home_site_id)
+        if replayed is not None and replayed.record.status in (BookingStatus.CONFIRMED, BookingStatus.CANCELLED):
+            # Answering with the booking is a right guess like any: ordered among failed ones (identity.py).
+            return replayed.record if await self._confirmed(request, view, now) else _ReadAgain()
+        if replayed is None and not await self._records.fenced(entry.reference, entry.home_site_id):
+            return entry.reference, entry.reference  # claimed, never written (a crash, or refused): resume it
+        await self._given_up(request.nhs_number, view, entry.reference, replayed)
+        # Its claims, given back just now, are still in `view`: the rules are to disregard them.
+        return self._keyed_reference(request.nhs_number, key_hash, body_hash, salt=entry.reference), entry.reference
+
+    async def _given_up(self, nhs_number: str, view: PatientBookingView, reference: str,
+                        replayed: StoredBooking | None) -> None:
+        """An earlier attempt given up (fenced by the repair or a failed twin; or released, from before bookings
+        were one batch): what it still holds goes back, so that the retry can book under a reference of its own."""
+        if replayed is not None:
+            await self._settled(replayed)
+            return
+        for held, claim, doses in _claims_by_reference(view.claims):
+            if held == reference:
+                await self._give_back_claim(nhs_number, claim, doses)
+
+    def _keyed_reference(self, nhs_number: str, key_hash: str, body_hash: str, salt: str) -> str:
+        """The reference a keyed request books under: the same for the same request (twins meet on it)."""
+        seed = f"{nhs_number}|{key_hash}|{body_hash}|{salt}".encode()
+        return reference_from_bytes(hmac.new(self._key, seed, hashlib.sha256).digest())
+
+    async def _claim_and_write(self, request: BookAppointments, view: PatientBookingView, plan: BookingPlan,
+                               now: dt.datetime, body_hash: str, key_hash: str | None,
+                               reference: str) -> BookingRecord | None:
+        """Claim the doses (confirming the date of birth), hold places at other sites, then write the booking
+        with its home site's places in one batch. None: the person's document changed; read again."""
         appointments = await self._appointments(plan)
-        assert view.lookup.record is not None
         patient = view.lookup.record
+        assert patient is not None
+        home = appointments[0].site_id
+        audit = [audit_entry(AuditAction.PHONE_BOOKING, request.booked_by, now, site_id=home, reference=reference,
+                             once_per=reference)] if request.booked_by else []
         record = BookingRecord(
-            reference="", home_site_id=appointments[0].site_id, status=INITIAL_STATUS,
-            appointments=appointments,
+            reference=reference, home_site_id=home, status=BookingStatus.CONFIRMED, appointments=appointments,
             person=Person(nhs_number=patient.nhs_number, given_name=patient.given_name,
                           family_name=patient.family_name, date_of_birth=patient.date_of_birth),
-            contact=Contact(mobile=request.mobile, email=request.email),
-            created_at=now, deadline=now + self._timeout, body_hash=body_hash, booked_by=request.booked_by)
-        stored = await self._create(record, request.nhs_number, idempotency_key, body_hash)
-        if stored.record.status != BookingStatus.PENDING:
-            return stored.record  # the same request, committed earlier under the same key
-        record = stored.record
-        self.step_hook("created")
-
+            contact=Contact(mobile=request.mobile, email=request.email), created_at=now, confirmed_at=now,
+            deadline=now + self._timeout, body_hash=body_hash, booked_by=request.booked_by, version=1,
+            outbox=[OutboxEvent(event_id=f"{reference}.1.confirmed", type="BookingConfirmed", occurred_at=now)])
+        # Entries at the home site go in the batch; those elsewhere (and the audit) are recorded follow-up work.
+        elsewhere = [a for a in record.separate_entries() if a.site_id != home]
+        if elsewhere or audit:
+            record = record.model_copy(update={"cleanup": Cleanup(put_entries=elsewhere, audit=audit, since=now)})
+        idempotency = (key_hash, IdempotencyEntry(reference, body_hash, home, now)) if key_hash else None
+        claim = DoseClaim(reference, home, now, tuple(a.slot_id for a in appointments))
+        held: list[Appointment] = []
         # A store failing for a moment (StoreUnavailableError) gives back at once what this attempt took,
-        # rather than leaving the person "already booked" until the repair timer releases it.
+        # rather than leaving the person "already booked" until the repair timer's sweep.
         try:
-            idempotency = (key_hash, IdempotencyEntry(record.reference, body_hash, record.home_site_id, now)) \
-                if key_hash else None
-            claim = DoseClaim(record.reference, record.home_site_id, now)
-            if not await self._patients.claim_doses(request.nhs_number, record.doses(), claim, idempotency):
-                await self._abandon(stored, held=[])
-                raise AlreadyBooked
+            if not await self._patients.claim_doses(request.nhs_number, record.doses(), claim, idempotency,
+                                                    match_version=view.lookup.failures_version):
+                return None
             self.step_hook("claimed")
-
-            held: list[Appointment] = []
-            for appointment in record.appointments:
-                outcome = await self._holds.hold(appointment.slot_id, appointment.site_id, record.reference, now)
+            for appointment in appointments:
+                if appointment.site_id == home:
+                    continue  # taken in the batch
+                outcome = await self._holds.hold(appointment.slot_id, appointment.site_id, reference, now)
                 if outcome != "held":
-                    await self._abandon(stored, held)
+                    await self._give_back(record, held, fence=key_hash is not None)
                     raise SlotFull() if outcome == "full" else _no_slot("appointments")
                 held.append(appointment)
                 self.step_hook(f"held:{appointment.dose}")
-
-            audit = [audit_entry(AuditAction.PHONE_BOOKING, record.booked_by, now, site_id=record.home_site_id,
-                                 reference=record.reference, once_per=record.reference)] if record.booked_by else []
-            committed = await self._commit(stored, record.model_copy(update={
-                "status": BookingStatus.CONFIRMED, "confirmed_at": now, "version": record.version + 1,
-                "outbox": [OutboxEvent(event_id=f"{record.reference}.{record.version + 1}.confirmed",
-                                       type="BookingConfirmed", occurred_at=now)],
-                "cleanup": Cleanup(put_entries=record.separate_entries(), audit=audit, since=now)
-                if record.separate_entries() or audit else None,
-            }))
-            self.step_hook("confirmed")
+            written = await self._records.create_holding(record, now)
         except StoreUnavailableError:
-            landed = await self._release_now(stored)
+            landed = await self._fence_after_failure(record, held)
             if landed is None:
                 raise
-            committed = landed  # the failing write was the commit, and it had landed: booked
-        return (await self._finish_or_leave(committed)).record
+            written = landed  # the failing write was the batch, and it had landed: booked
+        if isinstance(written, StoredBooking):
+            self.step_hook("confirmed")
+            return (await self._finish_or_leave(written)).record
+        if written == "exists":
+            existing = await self._records.get(reference, home)
+            if existing is not None and self._same_request(existing.record, record):
+                return existing.record  # a twin request (the same key, sent twice at once) wrote it first
+            # Fenced: the repair (this attempt outlived its timeout) or an attempt that failed gave this reference
+            # up. What this attempt took goes back, and it starts again from the person's read, under another
+            # reference (a keyed request finds its fenced reference and derives the next one from it).
+            await self._give_back(record, held, fence=False)
+            log.info("booking %s: reference fenced before it was written; trying again", reference)
+            return None
+        await self._give_back(record, held, fence=key_hash is not None)
+        raise SlotFull() if written == "full" else _no_slot("appointments")
 
-    async def _create(self, record: BookingRecord, nhs_number: str, idempotency_key: str | None,
-                      body_hash: str) -> StoredBooking:
-        """Write the pending booking under a fresh reference (or, with a key, the key's own reference)."""
-        for attempt in range(8):
-            reference = self._reference(nhs_number, idempotency_key, body_hash, attempt)
-            candidate = record.model_copy(update={"reference": reference})
-            stored = await self._records.create(candidate)
-            if stored is not None:
-                return stored
-            existing = await self._records.get(reference, record.home_site_id)
-            if existing is None or not idempotency_key or existing.record.body_hash != body_hash:
-                continue  # a reference clash with another booking: derive another
-            if existing.record.status == BookingStatus.RELEASED:
-                continue  # that attempt failed and gave everything back: try afresh
-            if record.created_at - existing.record.created_at >= IDEMPOTENCY_WINDOW:
-                continue  # the key's window has passed: the same body now asks for a new booking
-            return existing  # the same request, retried after a crash: resume it
-        raise SagaInterruptedError("no free booking reference")
+    @staticmethod
+    def _same_request(found: BookingRecord, wanted: BookingRecord) -> bool:
+        return (found.body_hash == wanted.body_hash and found.person.nhs_number == wanted.person.nhs_number
+                and found.status in (BookingStatus.CONFIRMED, BookingStatus.CANCELLED))
 
-    def _reference(self, nhs_number: str, idempotency_key: str | None, body_hash: str, attempt: int) -> str:
-        if idempotency_key is None:
-            return reference_from_bytes(secrets.token_bytes(16))
-        seed = f"{nhs_number}|{idempotency_key}|{body_hash}|{attempt}".encode()
-        return reference_from_bytes(hmac.new(self._key, seed, hashlib.sha256).digest())
+    async def _give_back(self, record: BookingRecord, held: list[Appointment], fence: bool) -> None:
+        """Give back the places at other sites and the dose claim this attempt took.
 
-    async def _commit(self, stored: StoredBooking, record: BookingRecord) -> StoredBooking:
-        if self._clock.now() >= stored.record.deadline:
-            await self._abandon(stored, held=stored.record.appointments)
-            raise SagaInterruptedError("the booking took too long and was released")
-        committed = await self._records.replace(stored, record)
-        if committed is None:
-            # Either the same request sent twice at once (one key, a double click) committed it first,
-            # which is this request's answer too, or the repair timer released it: report failure.
-            fresh = await self._records.get(stored.record.reference, stored.record.home_site_id)
-            if fresh is not None and fresh.record.status == BookingStatus.CONFIRMED:
-                return fresh
-            if fresh is not None and fresh.record.status == BookingStatus.RELEASED:
-                # Released meanwhile (by the timer, or by a twin request's release after a store failure):
-                # what this attempt took since is nobody's; give it back.
-                await self._abandon(stored, held=stored.record.appointments, mark=False)
-            raise SagaInterruptedError("the booking was released before it could be confirmed")
-        return committed
-
-    async def _release_now(self, stored: StoredBooking) -> StoredBooking | None:
-        """After a store failed mid-saga: release this attempt now, best effort, as the repair timer would later.
-
-        Returns the booking instead when it turns out committed (a timed-out commit may have landed).
+        With an Idempotency-Key a twin request may be using the same reference (and so the same claim): the
+        reference is fenced first, so that the twin cannot then write a booking whose claim was given back.
         """
-        record = stored.record
-        try:
-            released = await self._records.replace(stored, record.model_copy(update={
-                "status": BookingStatus.RELEASED,
-                "cleanup": Cleanup(release_slots=record.appointments, release_doses=record.doses(),
-                                   since=self._clock.now())}))
-            if released is None:
-                fresh = await self._records.get(record.reference, record.home_site_id)
-                return fresh if fresh is not None and fresh.record.status == BookingStatus.CONFIRMED else None
-            await self.finish_cleanup(released)
-        except StoreUnavailableError:
-            log.warning("booking %s: release left to the repair timer (store unavailable)", record.reference)
-        return None
-
-    async def _abandon(self, stored: StoredBooking, held: list[Appointment], mark: bool = True) -> None:
-        """Give back what this attempt took and mark the booking released (best effort: the timer finishes)."""
-        record = stored.record
+        if fence and not await self._records.fence(record.reference, record.home_site_id, self._clock.now()) \
+                and await self._records.get(record.reference, record.home_site_id) is not None:
+            return  # the twin wrote it meanwhile: what was taken is that booking's
         for appointment in held:
             await self._holds.release(appointment.slot_id, appointment.site_id, record.reference)
         await self._patients.release_doses(record.person.nhs_number, record.doses(), record.reference)
-        if mark:
-            await self._records.replace(stored, record.model_copy(update={"status": BookingStatus.RELEASED}))
+
+    async def _fence_after_failure(self, record: BookingRecord, held: list[Appointment]) -> StoredBooking | None:
+        """After a store failed mid-booking: fence the reference and give back, as the repair timer would later.
+
+        Returns the booking instead when it turns out written (a timed-out batch may have landed).
+        """
+        try:
+            if not await self._records.fence(record.reference, record.home_site_id, self._clock.now()):
+                landed = await self._records.get(record.reference, record.home_site_id)
+                if landed is not None:
+                    return landed if self._same_request(landed.record, record) else None
+            for appointment in held:
+                await self._holds.release(appointment.slot_id, appointment.site_id, record.reference)
+            await self._patients.release_doses(record.person.nhs_number, record.doses(), record.reference)
+        except StoreUnavailableError:
+            log.warning("booking %s: give-back left to the repair timer (store unavailable)", record.reference)
+        return None
+
+    async def _free_abandoned_claims(self, nhs_number: str, view: PatientBookingView, now: dt.datetime,
+                                     keep: str | None) -> bool:
+        """Give back the person's claims older than the saga's timeout whose booking was never written."""
+        freed = False
+        for reference, claim, doses in _claims_by_reference(view.claims):
+            if reference != keep and now - claim.at > self._timeout:
+                freed |= await self._release_abandoned_claim(nhs_number, claim, doses)
+        return freed
+
+    async def _release_abandoned_claim(self, nhs_number: str, claim: DoseClaim, doses: list[int]) -> bool:
+        """A claim a crash left without its booking: fence its reference, so the booking can no longer be
+        written, then give back its places and markers. False when the booking exists after all."""
+        if await self._records.get(claim.reference, claim.home_site_id) is not None:
+            return False
+        if not await self._records.fence(claim.reference, claim.home_site_id, self._clock.now()) and \
+                await self._records.get(claim.reference, claim.home_site_id) is not None:
+            return False  # written just now
+        await self._give_back_claim(nhs_number, claim, doses)
+        return True
+
+    async def _give_back_claim(self, nhs_number: str, claim: DoseClaim, doses: list[int]) -> None:
+        """The places and markers of a fenced reference (each release is conditional on that reference)."""
+        for slot_id in claim.slot_ids:
+            key = parse_slot_id(slot_id)
+            if key is not None:
+                await self._holds.release(slot_id, key.site_id, claim.reference)
+        await self._patients.release_doses(nhs_number, doses, claim.reference)
 
     # ---- lookup, cancel, reschedule ------------------------------------------------------------
 
@@ -616,9 +714,11 @@ class BookingService:
         return done
 
     async def repair(self, limit: int = 100) -> dict[str, int]:
-        """The timer's work: release stuck pending bookings, undo stuck moves, finish owed cleanup."""
+        """The timer's work: give back claims left without their booking, release stuck pending bookings
+        (written before bookings were one batch), undo stuck moves, finish owed cleanup."""
         now = self._clock.now()
-        counts = {"released": 0, "moves_undone": 0, "cleaned": 0}
+        counts = {"released": 0, "moves_undone": 0, "cleaned": 0,
+                  "claims_released": await self._sweep_claims(now)}
         for stored in await self._records.stuck(now, limit):
             record = stored.record
             if record.status == BookingStatus.PENDING and reservation_expired(record.created_at, now, self._timeout):
@@ -641,6 +741,21 @@ class BookingService:
         if any(counts.values()):
             log.info("booking repair: %s", counts)
         return counts
+
+    async def _sweep_claims(self, now: dt.datetime) -> int:
+        """Claims made a while ago whose booking was never written (a crash between claim and batch): fenced
+        and given back. One query of the person documents and one read-many of the bookings per run."""
+        cutoff = now - self._timeout
+        found = [(nhs_number, reference, claim, doses)
+                 for nhs_number, claims in await self._patients.claims_made_between(cutoff - self._claim_sweep, cutoff)
+                 for reference, claim, doses in _claims_by_reference(claims) if claim.at < cutoff]
+        written = await self._records.existing(sorted({(reference, claim.home_site_id)
+                                                       for _, reference, claim, _ in found}))
+        released = 0
+        for nhs_number, reference, claim, doses in found:
+            if reference not in written:
+                released += await self._release_abandoned_claim(nhs_number, claim, doses)
+        return released
 
     def _idempotency_hash(self, nhs_number: str, key: str) -> str:
         return "k" + hmac.new(self._key, f"idem|{nhs_number}|{key}".encode(), hashlib.sha256).hexdigest()[:32]

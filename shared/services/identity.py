@@ -27,6 +27,36 @@ _SPARE_ROUNDS = 3
 _CONTENDED_RETRY_AFTER = 1
 
 
+def guess_rounds(rule: MatchLockRule) -> int:
+    """How many reads a guess may take, as its record keeps changing, before it is answered as one of a flood."""
+    return rule.max_failures + _SPARE_ROUNDS
+
+
+def contended() -> RateLimitedError:
+    """The answer to a guess whose record kept changing under it (one of a flood)."""
+    return RateLimitedError(_CONTENDED_RETRY_AFTER)
+
+
+async def screen_guess(ledger: MatchLedger, lookup: PatientLookup, nhs_number: str, date_of_birth: dt.date,
+                       now: dt.datetime, rule: MatchLockRule) -> bool | None:
+    """One round of `prove_person` for a caller that confirms a right guess in a write of its own (the
+    booking's dose claim carries the same compare-and-set on `lookup.failures_version`).
+
+    True: the date of birth matches; the caller's write must still be conditional on that version.
+    False: a miss, now counted. None: a failure was counted meanwhile; read again.
+    Raises RateLimitedError while the number is locked, including for a right date of birth.
+    """
+    wait = locked_for(lookup.failures, now)
+    if wait:
+        raise RateLimitedError(wait)
+    if lookup.record is not None and lookup.record.date_of_birth == date_of_birth:
+        return True
+    after = after_failed_match(lookup.failures, now, rule)
+    if await ledger.count_failed_match(nhs_number, lookup.failures_version, after):
+        return False
+    return None
+
+
 async def prove_person(ledger: MatchLedger, read: Callable[[], Awaitable[View]],
                        lookup_of: Callable[[View], PatientLookup], nhs_number: str, date_of_birth: dt.date,
                        now: dt.datetime, rule: MatchLockRule) -> View | None:

@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from shared.domain.messages import (
     REMINDER_RULES,
@@ -92,6 +93,12 @@ class SendRate:
                 self._urgent_waiting -= 1
 
 
+class SentTexts(Protocol):
+    """The operator dashboard's count of texts sent (shared/services/dashboard.py); never raises."""
+
+    async def text_sent(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class NotificationConfig:
     site_url: str
@@ -118,8 +125,10 @@ class NotificationService:
     def __init__(self, deliveries: DeliveryStore, opt_outs: OptOutStore, sms: SmsSender, email: EmailSender | None,
                  appointments: AppointmentListing, reminders: ReminderQueue, scans: ReminderScans, clock: Clock,
                  config: NotificationConfig, rates: dict[Channel, SendRate], sleep: Sleep = asyncio.sleep, *,
-                 counters: TextCounters | None = None, limits: TextLimits | None = None) -> None:
+                 counters: TextCounters | None = None, limits: TextLimits | None = None,
+                 dashboard: SentTexts | None = None) -> None:
         self._deliveries = deliveries
+        self._dashboard = dashboard
         self._counters = counters
         self._limits = limits or TextLimits()
         self._opt_outs = opt_outs
@@ -311,6 +320,8 @@ class NotificationService:
                             error.status, state)
                 return state
             await self._deliveries.save(attempt.settle("sent", self._clock.now(), message_id=message_id))
+            if self._dashboard is not None and outgoing.channel == "sms":
+                await self._dashboard.text_sent()
             return "sent"
         raise AssertionError("unreachable: the last attempt returns or raises")
 

@@ -22,9 +22,13 @@ class PoisonQueueMonitor:
         self._depths = depths
         self._queues = tuple(queues)
 
+    async def depths(self) -> dict[str, int]:
+        """Each queue's poison depth, not logged (the operator dashboard reads it)."""
+        return {queue: await self._depths.depth(queue) for queue in self._queues}
+
     async def report(self) -> dict[str, int]:
         """Each queue's poison depth, logged: a warning when anything is there, so the alert can fire."""
-        found = {queue: await self._depths.depth(queue) for queue in self._queues}
+        found = await self.depths()
         for queue, depth in found.items():
             log.log(logging.WARNING if depth else logging.INFO, DEPTH_LINE, queue, depth)
         return found

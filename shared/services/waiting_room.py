@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import datetime as dt
 import logging
 import secrets
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from shared.domain.audit import AuditAction
-from shared.domain.queue_positions import OWN_KEEP, OwnJoins, SourceTracker
+from shared.domain.queue_positions import NumberAccount, Ranges, merged, numbered
 from shared.domain.waiting_room import (
     LAPSE_AFTER,
     AdmissionClaims,
@@ -33,7 +34,6 @@ from shared.domain.waiting_room import (
     of_this_opening,
     read_join_batch,
     room_epoch,
-    seq_at,
     should_report,
     standing,
 )
@@ -59,34 +59,41 @@ MAX_REBUILD = dt.timedelta(hours=12)
 
 
 class JoinBatcher:
-    """Joins arriving together on one instance share one queue message.
+    """Joins arriving together on one instance share one block of numbers and one queue message.
 
-    Each join returns only once its message is on the queue, so a ticket handed out is never lost;
-    the cost of a join is at most one message, and far less when joins crowd in. Messages carry the
-    instance's name and their number there, and `own` remembers which joins went in which, so that
-    positions can count exactly this instance's joins the admission timer has not read yet.
+    A batch takes its numbers from the opening's counter (one atomic increment, so numbers follow
+    join order across instances and none is handed out twice), then puts them on the queue; each
+    join returns its sequence number only once its message is on the queue, so a ticket handed out
+    is never lost. The cost of a join is at most one counter increment and one message, and far less
+    when joins crowd in. Numbers whose message could not be sent are remembered (`voided`): nobody
+    holds them, and this instance leaves them out of positions at once.
     """
 
-    def __init__(self, publisher: JoinPublisher, window_seconds: float, max_batch: int = MAX_JOIN_BATCH,
-                 source: str | None = None) -> None:
+    def __init__(self, store: WaitingRoomStore, publisher: JoinPublisher, window_seconds: float,
+                 max_batch: int = MAX_JOIN_BATCH) -> None:
+        self._store = store
         self._publisher = publisher
         self._window = window_seconds
         self._max = max_batch
-        self._pending: list[tuple[int, asyncio.Future[None]]] = []
+        self._pending: list[asyncio.Future[int]] = []
+        self._opening = 0
         self._timer: asyncio.Task[None] | None = None
         self._sending: set[asyncio.Task[None]] = set()
         self.messages = 0
-        self.own = OwnJoins(source or secrets.token_hex(6))
+        self.voided: Ranges = ()
 
-    async def add(self, seq: int) -> None:
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.own.issued(seq)
-        self._pending.append((seq, waiter))
+    async def add(self, opening: int) -> int:
+        """A join in the room opened at `opening`: its sequence number, once its message is queued."""
+        if self._pending and opening != self._opening:
+            self._send_pending()  # the room reopened meanwhile: numbers of one opening per batch
+        self._opening = opening
+        waiter: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._pending.append(waiter)
         if len(self._pending) >= self._max:
             self._send_pending()
         elif self._timer is None:
             self._timer = asyncio.create_task(self._send_after_window())
-        await waiter
+        return await waiter
 
     async def _send_after_window(self) -> None:
         await asyncio.sleep(self._window)
@@ -96,26 +103,40 @@ class JoinBatcher:
     def _send_pending(self) -> None:
         batch, self._pending = self._pending, []
         if batch:
-            # Numbered as formed, so that numbers rise with the sequence numbers they carry.
-            number = self.own.batched([seq for seq, _ in batch])
-            task = asyncio.create_task(self._send(batch, number))
+            task = asyncio.create_task(self._send(batch, self._opening))
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
 
-    async def _send(self, batch: list[tuple[int, asyncio.Future[None]]], number: int) -> None:
+    async def _send(self, batch: list[asyncio.Future[int]], opening: int) -> None:
         self.messages += 1
-        seqs = [seq for seq, _ in batch]
         try:
-            await self._publisher.publish(join_message(seqs, self.own.source, number))
+            last = await self._store.take_numbers(opening, len(batch))
         except Exception as error:
-            self.own.failed(seqs)  # refused: nobody holds these tickets
-            for _, waiter in batch:
-                if not waiter.done():
-                    waiter.set_exception(error)
+            # Numbers may have been taken all the same (an answer lost on the way): the timer finds
+            # that gap and publishes it as lost.
+            self._fail(batch, error)
             return
-        for _, waiter in batch:
+        seqs = numbered(opening, last, len(batch))
+        try:
+            await self._publisher.publish(join_message(seqs))
+        except Exception as error:
+            self.voided = merged(self.voided, ((seqs[0], seqs[-1]),))  # refused: nobody holds these
+            self._fail(batch, error)
+            return
+        for waiter, seq in zip(batch, seqs, strict=True):
             if not waiter.done():
-                waiter.set_result(None)
+                waiter.set_result(seq)
+
+    @staticmethod
+    def _fail(batch: list[asyncio.Future[int]], error: Exception) -> None:
+        for waiter in batch:
+            if not waiter.done():
+                waiter.set_exception(error)
+
+    def forget_through(self, floor: int) -> None:
+        """Admission has passed `floor`: voided numbers up to it no longer matter."""
+        if self.voided and self.voided[0][0] <= floor:
+            self.voided = tuple((max(first, floor + 1), last) for first, last in self.voided if last > floor)
 
 
 @dataclass(frozen=True)
@@ -158,8 +179,10 @@ class WaitingRoomService:
         self._settings = Refreshing(self._load_settings, refresh_seconds, clock, what="waiting-room settings")
         self._state = Refreshing(self._load_state, refresh_seconds, clock, what="waiting-room state")
         self._archive: OrderedDict[int, frozenset[int]] = OrderedDict()
+        # One read per bucket however many polls want it at once.
+        self._archive_loading: dict[int, asyncio.Future[frozenset[int]]] = {}
         self._sequence = SequenceSource()
-        self.joins = JoinBatcher(publisher, join_batch_seconds)
+        self.joins = JoinBatcher(store, publisher, join_batch_seconds)
         self._reports: set[int] = set()
         self._report_due: dt.datetime | None = None
         self._last_report: dt.datetime | None = None
@@ -176,20 +199,18 @@ class WaitingRoomService:
     # --- citizens ---------------------------------------------------------------------------
 
     async def join(self, client: str | None = None) -> QueueAnswer:
-        """A signed ticket; with the room off, admitted at once. Costs at most one queue message."""
+        """A signed ticket; with the room off, admitted at once. With it on, costs at most one counter
+        increment and one queue message (one of each per batch of joins arriving together)."""
         if self._throttle is not None and client is not None:
             wait = self._throttle.retry_after(client)
             if wait:
                 raise RateLimitedError(wait)
         now = self._clock.now()
         settings = await self._settings.get()
-        claims = TicketClaims(ticket_id=self._new_id(), seq=self._sequence.next(now), issued_at=now,
+        seq = await self.joins.add(settings.opened_at) if settings.enabled else self._sequence.next(now)
+        claims = TicketClaims(ticket_id=self._new_id(), seq=seq, issued_at=now,
                               expires_at=now + self._ticket_ttl, epoch=room_epoch(settings))
-        ticket = self._signer.ticket(claims)
-        if settings.enabled:
-            self.joins.own.forget_before(seq_at(now - OWN_KEEP))
-            await self.joins.add(claims.seq)
-        return await self._answer(ticket, claims, settings, now)
+        return await self._answer(self._signer.ticket(claims), claims, settings, self._clock.now())
 
     async def status(self, ticket: str) -> QueueAnswer:
         """Where the ticket stands; raises ClaimRefusedError for a forged, tampered or expired one.
@@ -210,7 +231,8 @@ class WaitingRoomService:
         state = await self._state.get() if settings.enabled else RoomState()
         bucket = lapsed_bucket_needed(claims.seq, settings, state)
         archived = await self._archived(bucket) if bucket is not None else frozenset()
-        found = standing(claims.seq, settings, state, archived, now=now, own=self.joins.own)
+        self.joins.forget_through(admission_floor(settings, state))
+        found = standing(claims.seq, settings, state, archived, now=now, voided=self.joins.voided)
         if found.admitted:
             token = self._signer.admission(AdmissionClaims(jti=claims.ticket_id, seq=claims.seq, issued_at=now,
                                                            expires_at=now + self._token_ttl, epoch=claims.epoch))
@@ -221,13 +243,24 @@ class WaitingRoomService:
 
     async def _archived(self, bucket: int) -> frozenset[int]:
         found = self._archive.get(bucket)
-        if found is None:
-            found = await self._store.load_lapsed(bucket)
-            self._archive[bucket] = found
-            if len(self._archive) > ARCHIVE_CACHE_BUCKETS:
-                self._archive.popitem(last=False)
-        else:
+        if found is not None:
             self._archive.move_to_end(bucket)
+            return found
+        loading = self._archive_loading.get(bucket)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load_archived(bucket))
+            self._archive_loading[bucket] = loading
+        # Shielded: one poll giving up must not cancel the read the others are waiting for.
+        return await asyncio.shield(loading)
+
+    async def _load_archived(self, bucket: int) -> frozenset[int]:
+        try:
+            found = await self._store.load_lapsed(bucket)
+        finally:
+            self._archive_loading.pop(bucket, None)
+        self._archive[bucket] = found
+        if len(self._archive) > ARCHIVE_CACHE_BUCKETS:
+            self._archive.popitem(last=False)
         return found
 
     def _report(self, seq: int, now: dt.datetime) -> None:
@@ -330,8 +363,12 @@ class WaitingRoomService:
         """Switch the room and set its rate (None keeps it); every instance follows within its refresh interval."""
         previous = await self._store.load_settings()
         current = previous.settings if previous else RoomSettings()
-        saved = await self._store.save_settings(current.changed(enabled, admit_per_minute, self._clock.now(), by),
-                                                previous)
+        numbered_to = 0
+        if enabled and not current.enabled and current.opened_at:
+            # Opening again: the new opening's numbers start above every one the last handed out.
+            numbered_to = current.opened_at + await self._store.numbers_taken(current.opened_at)
+        saved = await self._store.save_settings(
+            current.changed(enabled, admit_per_minute, self._clock.now(), by, numbered_to), previous)
         self._settings.put(saved.settings)
         await audited(self._audit, AuditAction.WAITING_ROOM_CHANGED, by)
         return RoomOverview(saved.settings, await self._load_state())
@@ -379,12 +416,13 @@ class AdmissionTimer:
         self._warm = False
         self._waiting: list[int] = []
         self._polled: dict[int, dt.datetime] = {}
-        self._records: list[tuple[dt.datetime, int]] = []  # (written at, highest seq) of join records in play
+        # (highest seq, lowest seq, written at) of the join records in play, by highest seq.
+        self._records: list[tuple[int, int, dt.datetime]] = []
         self._seen: dict[str, dt.datetime] = {}
         self._read_to: dt.datetime | None = None
         # Join records written up to this moment are in the stored figures already (set on a rebuild).
         self._accounted: dt.datetime | None = None
-        self._sources = SourceTracker()
+        self._numbers = NumberAccount()
 
     async def advance(self) -> RoomState | None:
         """One tick. Returns the new state, or None when the room is off or another writer won."""
@@ -402,13 +440,14 @@ class AdmissionTimer:
         # Admissions are owed from the last tick, or from the moment the room was last switched on.
         owed_from = max((t for t in (state.ticked_at, moment_of(settings.opened_at)) if t), default=None)
         due = admissions_due(settings.admit_per_minute, owed_from, now, state.credit)
-        progress = advance(floor, self._waiting, due, self._polled, now, state.windows)
+        progress = advance(floor, self._waiting, due, self._polled, now, state.windows, self._joined_at,
+                           self._numbers.on_the_way(now))
         remaining = self._waiting[progress.consumed:]
-        in_play = [(at, top) for at, top in self._records if top > progress.frontier]
-        ledger_from = min((at for at, _ in in_play), default=None)
-        sources = self._sources.published(now)
+        in_play = [record for record in self._records if record[0] > progress.frontier]
+        ledger_from = min((at for _, _, at in in_play), default=None)
+        self._numbers.passed(progress.frontier)
         next_state, archive = after_tick(state, progress, remaining, settings, now, joined, implicit, ledger_from,
-                                         sources, self._sources.lag_seconds)
+                                         self._numbers.lost(now))
         # Archived lapsed sets first: an instance only looks for one once the state says the frontier left it.
         if archive:
             await self._store.save_lapsed(archive)
@@ -422,18 +461,25 @@ class AdmissionTimer:
         self._polled = {seq: at for seq, at in self._polled.items() if seq > progress.frontier}
         return next_state
 
+    def _joined_at(self, seq: int) -> dt.datetime | None:
+        """When a waiting ticket's join was recorded (joining counts as a poll)."""
+        at = bisect.bisect_left(self._records, seq, key=lambda record: record[0])
+        if at < len(self._records) and self._records[at][1] <= seq:
+            return self._records[at][2]
+        return None
+
     async def _read_journals(self, state: RoomState, settings: RoomSettings, floor: int,
                              now: dt.datetime) -> tuple[int, int]:
         """Fold in joins and poll reports written since the last read: (joined, admitted in passing)."""
         if self._read_to is None:
-            self._sources = SourceTracker(state.sources, now)
+            self._numbers = NumberAccount(floor, state.lost)
             self._accounted = state.ticked_at
             start = max(state.ledger_from or state.ticked_at or moment_of(settings.opened_at), now - MAX_REBUILD)
             joins = await self._store.joins_since(start - JOURNAL_MARGIN, now, floor)
             polls = await self._store.polls_since(now - LAPSE_AFTER - JOURNAL_MARGIN, now)
         else:
             # Records of tickets the floor has passed too: they were admitted in passing, and the
-            # account of their sender's messages needs them.
+            # account of the numbers read needs them.
             since = self._read_to - JOURNAL_MARGIN
             joins = await self._store.joins_since(since, now, 0)
             polls = await self._store.polls_since(since, now)
@@ -446,29 +492,29 @@ class AdmissionTimer:
             self._seen[entry.id] = entry.written_at
             # A rebuild re-reads records the previous timer already counted; the figures take only newer ones.
             fresh = self._accounted is None or entry.written_at > self._accounted
-            if entry.source is not None and entry.number is not None:
-                self._sources.read(entry.source, entry.number, entry.seqs, now, fresh, entry.written_at)
+            self._numbers.read(entry.seqs, now)
             if not fresh and max(entry.seqs) <= floor:
                 continue  # admitted and counted before this timer started
             arrived.extend(entry.seqs)
             if fresh:
                 counted += len(entry.seqs)
-            self._records.append((entry.written_at, max(entry.seqs)))
+            bisect.insort(self._records, (max(entry.seqs), min(entry.seqs), entry.written_at),
+                          key=lambda record: record[0])
         self._fold_polls(polls, floor)
         # The next read starts JOURNAL_MARGIN before now: older ids cannot come back.
         horizon = now - JOURNAL_MARGIN
         self._seen = {key: at for key, at in self._seen.items() if at >= horizon}
         later = [seq for seq in arrived if seq > floor]
-        # Tickets the floor has already passed (the room was reopened, or a join record came late)
-        # were admitted without waiting; the timer only counts them.
-        implicit = min(counted, len(arrived) - len(later))
+        # Tickets of an earlier opening the floor has passed were admitted without waiting; the timer
+        # only counts them. This opening's were counted when the frontier passed them on their way.
+        implicit = min(counted, sum(1 for seq in arrived if seq <= settings.opened_at))
         dropped = 0
         if self._waiting and self._waiting[0] <= floor:
             keep = [seq for seq in self._waiting if seq > floor]
             dropped, self._waiting = len(self._waiting) - len(keep), keep
         if later:
-            # Nearly sorted already: linear for timsort. Equal numbers are kept: two instances can
-            # issue the same microsecond, and such tickets are admitted together.
+            # Nearly sorted already: linear for timsort. Equal numbers are kept (tickets numbered by the
+            # clock while the room was off can tie); such tickets are admitted together.
             self._waiting = sorted([*self._waiting, *later])
         return counted, implicit + dropped
 

@@ -27,7 +27,10 @@ E2E_SETTINGS = {"DEMO_DATA": "0", "DEVHOST_LOG_LEVEL": "INFO", "POLICY_REFRESH_S
                 "SLOT_LISTING_CACHE_SECONDS": "0",
                 # The NIMS timers run only when a test asks (POST /admin/functions/{name}): on their own they would
                 # export or apply the integration tests' records and files, in the same database, under them.
-                "NIMS_EXPORT_SCHEDULE": "0 0 0 1 1 *", "NIMS_INBOUND_SCHEDULE": "0 0 0 1 1 *"}
+                "NIMS_EXPORT_SCHEDULE": "0 0 0 1 1 *", "NIMS_INBOUND_SCHEDULE": "0 0 0 1 1 *",
+                # Booking events come through the change feed alone: the outbox repair timer is switched off
+                # (it runs only when a test asks), so every text a test waits for proves the feed delivered it.
+                "OUTBOX_RELAY_SCHEDULE": "0 0 0 1 1 *"}
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +45,10 @@ def client_headers() -> dict[str, str]:
     return {"x-forwarded-for": f"198.51.100.{uuid.uuid4().int % 250 + 1}:{uuid.uuid4().int % 60000 + 1024}"}
 
 
-@pytest.fixture(scope="session")
+# Package scope: stopped once the e2e tests are done, so that its timers and its change-feed trigger (which
+# marks every booking's events sent within a second) do not write under the integration tests that follow
+# in the same database.
+@pytest.fixture(scope="package")
 def devhost_url(emulators: EmulatorEndpoints, devhost_log: Path) -> Iterator[str]:
     devhost = start_devhost({**emulators.environment(), **E2E_SETTINGS}, devhost_log)
     try:

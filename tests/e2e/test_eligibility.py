@@ -72,7 +72,8 @@ def test_an_eligible_person_gets_their_cohort_next_dose_and_products(devhost_url
     assert answer.status_code == 200
     assert answer.json() | {"earliestDate": None, "bookableFrom": None} == {
         "eligible": True, "reasons": [], "cohort": 4, "nextDose": 1, "earliestDate": None, "bookableFrom": None,
-        "allowedProducts": ["PFIZER", "MODERNA", "ASTRAZENECA"]}
+        "allowedProducts": ["PFIZER", "MODERNA", "ASTRAZENECA"],
+        "followingDose": {"dose": 2, "minIntervalDays": 56, "maxIntervalDays": 84}}
     assert answer.json()["earliestDate"] == TODAY.isoformat()
 
 

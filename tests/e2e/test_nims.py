@@ -122,7 +122,7 @@ async def test_a_dose_given_elsewhere_cancels_the_booking_gives_the_place_back_a
     assert (await world.slot_doc(slot))["booked"] == 1
     drifted = await world.slot((dt.datetime.now(dt.UTC) + dt.timedelta(days=3)).replace(second=0, microsecond=0),
                                capacity=5)
-    await world.container(resources.SITES.name).patch_item(  # a counter gone wrong, for the repair to find
+    await world.container(resources.SLOTS.name).patch_item(  # a counter gone wrong, for the repair to find
         drifted, partition_key=world.site_id, patch_operations=[{"op": "set", "path": "/booked", "value": 3}])
     yesterday = dt.datetime.now(LONDON).date() - dt.timedelta(days=1)
     line = Immunization.model_validate({  # as NIMS would send it: written by fhir.resources

@@ -50,7 +50,7 @@ class World:
         return numbers
 
     async def slot_doc(self, ident: str, site_id: str | None = None) -> dict[str, Any]:
-        doc: dict[str, Any] = await self.container(resources.SITES.name).read_item(
+        doc: dict[str, Any] = await self.container(resources.SLOTS.name).read_item(
             ident, partition_key=site_id or self.site_id)
         return doc
 

@@ -128,7 +128,7 @@ async def test_a_file_cancels_the_booking_for_a_dose_given_elsewhere_and_the_run
     slot = await world.slot(clock(world).now() + dt.timedelta(days=2), capacity=5)
     drifted = await world.slot(clock(world).now() + dt.timedelta(days=3), capacity=5)
     booked = await world.app.bookings.book(BookAppointments(number, BORN, (slot,), mobile="07700 900412"))
-    sites = world.container(resources.SITES.name)
+    sites = world.container(resources.SLOTS.name)
     await sites.patch_item(drifted, partition_key=world.site_id,
                            patch_operations=[{"op": "set", "path": "/booked", "value": 4}])  # corrupted
     name = f"it-{uuid.uuid4().hex[:8]}.ndjson"
@@ -158,8 +158,9 @@ async def test_a_file_cancels_the_booking_for_a_dose_given_elsewhere_and_the_run
 
 
 async def load_register(patients: ContainerProxy, first: int, count: int) -> None:
-    """`count` register documents, 1,000 a request through the emulator's batch endpoint: the emulator does not
-    hold a batch to one partition key as Cosmos DB does. Only this loader relies on that; the app never does."""
+    """`count` register documents, 1,000 a request through the emulator's own loose batch (devhost's
+    "x-devhost-bulk-load" header: no limit of 100 operations, nor of one partition key, as Cosmos DB has).
+    Only this loader relies on that; the app never does."""
     for start in range(first, first + count, 1000):
         ops: list[tuple[str, tuple[dict[str, Any]]]] = []
         for i in range(start, min(start + 1000, first + count)):
@@ -167,7 +168,8 @@ async def load_register(patients: ContainerProxy, first: int, count: int) -> Non
             ops.append(("create", ({"id": patient_id(number), "nhsNumber": number, "bookings": {}, "recorded": {},
                                     "register": {"dateOfBirth": "1970-01-01", "givenName": "R", "familyName": "P",
                                                  "postcode": "LS1 4AP", "flags": [], "vaccinations": []}},)))
-        await patients.execute_item_batch(ops, partition_key=str(ops[0][1][0]["nhsNumber"]))
+        await patients.execute_item_batch(ops, partition_key=str(ops[0][1][0]["nhsNumber"]),
+                                          headers={"x-devhost-bulk-load": "true"})
 
 
 async def test_a_files_cosmos_requests_grow_with_its_lines_and_not_with_the_register(
@@ -191,7 +193,7 @@ async def test_a_files_cosmos_requests_grow_with_its_lines_and_not_with_the_regi
             BlobInboundFiles(inbound), BlobInboundReports(reports), CosmosNimsLedger(container(resources.NIMS.name)),
             app.register_import, CosmosRegisterPeople(container(resources.PATIENTS.name)), app.patient_store,
             RegisterReconciler(app.booking_records, app.bookings, app.policy, app.clock),
-            SlotRecount(CosmosSlotCounters(container(resources.SITES.name)), app.clock), app.clock,
+            SlotRecount(CosmosSlotCounters(container(resources.SLOTS.name)), app.clock), app.clock,
             b"integration-key", InboundSettings(lines_per_batch=100))
         patients = container(resources.PATIENTS.name)
         await load_register(patients, 0, 1_000)

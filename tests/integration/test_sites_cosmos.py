@@ -42,7 +42,8 @@ def session(days_ahead: int = 1, **overrides: Any) -> Session:
 
 
 async def docs_of(app: Services, site_id: str, kind: str) -> list[dict[str, Any]]:
-    container = app.clients.database().get_container_client(resources.SITES.name)
+    where = resources.SLOTS if kind == "slot" else resources.SITES  # slots live beside their site's bookings
+    container = app.clients.database().get_container_client(where.name)
     found = container.query_items("SELECT * FROM c WHERE c.siteId = @site AND c.type = @type",
                                   parameters=[{"name": "@site", "value": site_id}, {"name": "@type", "value": kind}],
                                   partition_key=site_id)
@@ -62,7 +63,7 @@ async def test_a_session_writes_exactly_its_slots_in_the_shape_the_booking_saga_
     [site] = await docs_of(app, site_id, "site")
     assert site["site"]["siteId"] == site_id and site["lat"] == site["site"]["location"]["lat"]
 
-    holds = CosmosSlotHolds(app.clients.database().get_container_client(resources.SITES.name))
+    holds = CosmosSlotHolds(app.clients.database().get_container_client(resources.SLOTS.name))
     first = sorted(d["id"] for d in slots)[0]
     assert await holds.hold(first, site_id, "REF000001", app.clock.now()) == "held"
     again = await app.site_admin.open_session(site_id, session(), ADMIN, None)
@@ -77,7 +78,7 @@ async def test_slot_listing_is_one_query_and_hides_full_and_cancelled_slots(prov
     opened = await app.site_admin.open_session(site_id, session(), ADMIN, None)
     await app.site_admin.open_session(site_id, session(product="MODERNA", start="09:00", end="09:20"), ADMIN, None)
     ids = sorted(d["id"] for d in await docs_of(app, site_id, "slot") if d["sessionId"] == opened.session_id)
-    holds = CosmosSlotHolds(app.clients.database().get_container_client(resources.SITES.name))
+    holds = CosmosSlotHolds(app.clients.database().get_container_client(resources.SLOTS.name))
     for reference in ("REF00000A", "REF00000B"):
         await holds.hold(ids[0], site_id, reference, app.clock.now())  # now full
     await holds.hold(ids[1], site_id, "REF00000C", app.clock.now())
@@ -117,7 +118,7 @@ async def test_cancelling_is_refused_while_a_place_is_held_and_closes_every_slot
     site_id = await register(app, new_ods())
     opened = await app.site_admin.open_session(site_id, session(), ADMIN, None)
     ids = sorted(d["id"] for d in await docs_of(app, site_id, "slot"))
-    holds = CosmosSlotHolds(app.clients.database().get_container_client(resources.SITES.name))
+    holds = CosmosSlotHolds(app.clients.database().get_container_client(resources.SLOTS.name))
     await holds.hold(ids[3], site_id, "REF00000D", app.clock.now())
     with pytest.raises(SessionHasBookings):
         await app.site_admin.cancel_session(site_id, opened.session_id, False, ADMIN)

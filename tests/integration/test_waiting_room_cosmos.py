@@ -16,8 +16,8 @@ from shared import resources
 from shared.adapters.clients import Clients, get_clients
 from shared.adapters.cosmos_waiting_room import CosmosWaitingRoomStore, _state_doc
 from shared.adapters.queue_waiting_room import StorageQueueJoinPublisher
-from shared.domain.queue_positions import JoinSource, ReadRun, queue_index
-from shared.domain.waiting_room import ClaimSigner, RoomSettings, RoomState, seq_at
+from shared.domain.queue_positions import queue_index
+from shared.domain.waiting_room import ClaimSigner, RoomSettings, RoomState, release_floor, seq_at
 from shared.ports.common import VersionConflictError
 from shared.services.errors import AdmissionRequiredError
 from shared.services.waiting_room import AdmissionTimer, JoinRecorder, WaitingRoomService
@@ -90,10 +90,8 @@ async def test_settings_and_state_are_replaced_only_by_the_writer_who_read_them(
     assert loaded is not None and not loaded.settings.enabled and loaded.settings.version == 2
 
     now = room.clock.now()
-    source = JoinSource("instance-a", batches=3, horizon=40, last=55, recent=9, since=20, share=8,
-                        runs=(ReadRun(5, 6, 50, 1, 55, 2),))
     state = RoomState(frontier=seq_at(now), lapsed_here=frozenset({5, 6}), index=queue_index([7, 9, 12]),
-                      sources=(source,), tick_seconds=2.5,
+                      lost=((8, 8), (10, 11)), tick_seconds=2.5,
                       report_until=None, windows=((now, 7), (now, None)), joined=9, ticked_at=now, ledger_from=now)
     saved = await store.save_state(state, None)
     assert (await store.load_state()) == saved
@@ -102,15 +100,12 @@ async def test_settings_and_state_are_replaced_only_by_the_writer_who_read_them(
 
 
 async def test_the_state_of_a_million_waiting_stays_small_and_reads_back_exactly(room: CosmosRoom) -> None:
-    """The queue index for 1,000,000 waiting and the account of 100 instances, through Cosmos."""
+    """The queue index for 1,000,000 waiting and 256 runs of lost numbers, through Cosmos."""
     now = room.clock.now()
     start = seq_at(now - dt.timedelta(hours=2))
     waiting = [start + i * 7_200 for i in range(1_000_000)]  # two hours of joins at 139 a second
-    sources = tuple(JoinSource(f"instance-{i:03}", batches=90_000, horizon=waiting[-1] - i, last=waiting[-1],
-                               recent=1_200, since=waiting[-1] - 120_000_000, share=1_100,
-                               runs=(ReadRun(90_002, 90_005, waiting[-1] + 10, 25, waiting[-1] + 40, 100),))
-                    for i in range(100))
-    state = RoomState(frontier=start - 1, index=queue_index(waiting), sources=sources, ticked_at=now)
+    lost = tuple((waiting[i] + 1, waiting[i] + 20) for i in range(0, 1_000_000, 1_000_000 // 256))
+    state = RoomState(frontier=start - 1, index=queue_index(waiting), lost=lost, ticked_at=now)
     size = len(json.dumps(_state_doc("x", state), separators=(",", ":")))
     assert size < 100_000, size  # Cosmos DB takes 2 MB
     saved = await room.store.save_state(state, None)
@@ -164,18 +159,33 @@ async def test_only_the_request_that_claimed_an_admission_may_claim_it_again(roo
     assert await room.store.claim_admission(jti, keep) == "taken"
 
 
-async def test_a_join_costs_one_queue_message_and_its_record_one_cosmos_write(room: CosmosRoom) -> None:
+async def test_a_join_batch_costs_one_counter_increment_one_queue_message_and_one_record(room: CosmosRoom) -> None:
     await switch_on(room, 60)
     counter = room.clients.cosmos_requests
-    await room.service.join()  # warms the settings cache
+    await room.service.join()  # warms the settings cache and creates the opening's counter
     await room.deliver()
     counter.reset()
     answers = await asyncio.gather(*(room.service.join() for _ in range(50)))
-    assert counter.total == 0  # joining touches no Cosmos document
     assert not any(a.admitted for a in answers)
+    batches = room.service.joins.messages - 1
+    assert 1 <= batches <= 50
+    assert counter.total == batches, counter.by_kind  # one patch per batch, however many joins it holds
+    assert sorted(a.position for a in answers) == list(range(2, 52))  # one ahead of them all
+    counter.reset()
     messages = await room.deliver()
-    assert 1 <= messages <= 50
-    assert counter.total == messages, counter.by_kind  # one create per message, however many joins it holds
+    assert messages == batches
+    assert counter.total == messages, counter.by_kind  # one create per message
+
+
+async def test_concurrent_increments_hand_out_every_number_once(room: CosmosRoom) -> None:
+    """Instances taking blocks of numbers at once, the counter not yet created: no number twice, none skipped."""
+    opening = seq_at(room.clock.now())
+    sizes = [1, 5, 3, 20, 1, 7, 2, 9] * 4
+    lasts = await asyncio.gather(*(room.store.take_numbers(opening, size) for size in sizes))
+    numbers = sorted(n for last, size in zip(lasts, sizes, strict=True) for n in range(last - size + 1, last + 1))
+    assert numbers == list(range(1, sum(sizes) + 1))
+    assert await room.store.numbers_taken(opening) == sum(sizes)
+    assert await room.store.numbers_taken(opening + 1) == 0
 
 
 async def test_a_status_poll_makes_no_cosmos_request_once_the_instance_cache_is_warm(room: CosmosRoom) -> None:
@@ -207,3 +217,31 @@ async def test_through_the_queue_and_the_timer_a_token_books_once(room: CosmosRo
     assert refused.value.reason == "used"
     overview = await room.service.overview()
     assert overview.state.joined == 1 and overview.state.admitted == 1
+
+
+async def test_a_burst_over_three_instances_is_told_the_people_ahead_exactly(room: CosmosRoom) -> None:
+    """Through the Cosmos counter and a real queue: 300 joins at once over three instances, before the
+    timer has read any; then polls on other instances after a tick with half the admission done."""
+    await switch_on(room, 60)
+    instances = [room.service, *(
+        WaitingRoomService(room.store, StorageQueueJoinPublisher(room.clients, room.queue_name), room.clock,
+                           ClaimSigner(b"integration-key"), refresh_seconds=2, join_batch_seconds=0.01)
+        for _ in range(2))]
+    signer = ClaimSigner(b"integration-key")
+    answers = await asyncio.gather(*(instances[i % 3].join() for i in range(300)))
+    seqs = sorted(signer.open_ticket(a.ticket, room.clock.now()).seq for a in answers)
+    for answer in answers:
+        ahead = seqs.index(signer.open_ticket(answer.ticket, room.clock.now()).seq)
+        assert answer.position - 1 == ahead
+    await room.tick(seconds=10)  # ten passed, released over the next tick
+    overview = await room.service.overview()
+    assert overview.state.admitted == 10 and overview.state.joined == 300
+    room.clock.advance(seconds=1.2)
+    floor = release_floor(overview.settings, overview.state, room.clock.now())
+    assert seqs[3] < floor < seqs[9]  # about six of the ten released by now
+    for i, answer in enumerate(answers[::7]):
+        told = await instances[(i + 1) % 3].status(answer.ticket)
+        seq = signer.open_ticket(answer.ticket, room.clock.now()).seq
+        assert told.admitted == (seq <= floor)
+        if not told.admitted:
+            assert told.position - 1 == sum(1 for other in seqs if floor < other < seq)

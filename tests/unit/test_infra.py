@@ -12,6 +12,7 @@ import json
 import re
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,12 +54,13 @@ TTL_WRITERS = {
     "cosmos_waiting_room.py": resources.WAITING_ROOM.name,  # join journals, admissions used
     "cosmos_sites.py": resources.CONFIG.name,  # admin idempotency keys (CosmosIdempotencyKeys)
     "cosmos_bookings.py": resources.BOOKINGS.name,  # booking documents and entries (shared/domain/retention.py)
+    "cosmos_dashboard.py": resources.DASHBOARD.name,  # the dashboard's counters, kept a week past their day
 }
 
 # Every path the app filters the bookings container on; anything else is excluded from indexing.
 BOOKINGS_INDEXED = frozenset(
     {"type", "bookingStatus", "deadlineEpoch", "cleanupPending", "outboxPending", "moveEpoch", "siteId", "localDate",
-     "status", "start"}
+     "status", "start", "sessionId", "product", "booked", "capacity"}
 )
 
 
@@ -187,6 +189,9 @@ def test_bookings_index_exactly_the_paths_the_app_queries() -> None:
     adapters = ROOT / "shared" / "adapters"
     queries = [q for q in _string_constants(adapters / "cosmos_bookings.py") if q.startswith("SELECT")]
     queries += _string_constants(adapters / "cosmos_notifications.py", "_CONFIRMED_STARTING")  # the reminder scan
+    # Slot documents live in the bookings container too: the slot searches and the slot recount.
+    queries += [q for q in _string_constants(adapters / "cosmos_sites.py") if q.startswith("SELECT")]
+    queries += [q for q in _string_constants(adapters / "cosmos_nims.py") if "c.type = 'slot'" in q]
     queried = set().union(*(_where_fields(q) for q in queries if " WHERE " in q))
     bookings = _cosmos_containers()[resources.BOOKINGS.name]["body"]
     indexed = {path.removeprefix("/").removesuffix("/?") for path in _strings(bookings) if path.endswith("/?")}
@@ -304,3 +309,84 @@ def test_gp_uploads_reach_the_blob_trigger_through_an_event_grid_system_topic() 
     assert "/runtime/webhooks/blobs?functionName=Host.Functions.${functionName}&code=" in grid
     assert "'Microsoft.Storage.BlobCreated'" in grid
     assert "subjectBeginsWith: '/blobServices/default/containers/${containerName}/'" in grid
+
+
+# ---- The booking site (issue 14): a Storage static website whose address is BOOKING_SITE_URL and the one
+# origin CORS allows. Read with the real Bicep grammar (tree-sitter-bicep), not as text.
+
+
+def _tree(path: Path) -> Any:
+    from tests.unit.test_bicep_grammar import _parser
+
+    return _parser().parse(path.read_bytes()).root_node
+
+
+def _walk(node: Any) -> Any:
+    yield node
+    for child in node.children:
+        yield from _walk(child)
+
+
+def _property(node: Any, *path: str) -> Any:
+    """The value node at `path` of nested object properties under `node` (the first match at each step)."""
+    for key in path:
+        found = next((n for n in _walk(node) if n.type == "object_property" and n.named_children
+                      and n.named_children[0].text.decode() == key), None)
+        assert found is not None, f"no property {key}"
+        node = found.named_children[-1]
+    return node
+
+
+def _declaration(root: Any, kind: str, name: str) -> Any:
+    found = next((n for n in _walk(root) if n.type == kind and len(n.named_children) > 1
+                  and n.named_children[0].text.decode() == name), None)
+    assert found is not None, f"no {kind} {name}"
+    return found
+
+
+SITE_MODULE = INFRA / "modules" / "site.bicep"
+
+
+def test_the_site_is_a_uk_storage_static_website_that_takes_no_keys() -> None:
+    root = _tree(SITE_MODULE)
+    account = _declaration(root, "resource_declaration", "storage")
+    assert account.named_children[1].text.decode().startswith("'Microsoft.Storage/storageAccounts@")
+    assert _property(account, "location").text.decode() == "location"  # main.bicep's, held to the UK
+    assert _property(account, "kind").text.decode() == "'StorageV2'"
+    assert _property(account, "allowSharedKeyAccess").text.decode() == "false"
+    assert _property(account, "allowBlobPublicAccess").text.decode() == "false"
+    url = _declaration(root, "output_declaration", "url").text.decode()
+    assert "primaryEndpoints.web" in url and "length(" in url  # the origin, without the trailing slash
+    main = _tree(MAIN)
+    site = _declaration(main, "module_declaration", "site")
+    assert site.named_children[1].text.decode() == "'modules/site.bicep'"
+    assert _property(site, "location").text.decode() == "location"
+
+
+def test_booking_site_url_is_the_site_unless_a_custom_address_is_given() -> None:
+    main = _tree(MAIN)
+    site_url = _declaration(main, "variable_declaration", "siteUrl").named_children[-1]
+    assert site_url.type == "ternary_expression"
+    assert [c.text.decode() for c in site_url.named_children] == [
+        "empty(bookingSiteUrl)", "site.outputs.url", "bookingSiteUrl"]
+    function_app = _declaration(main, "module_declaration", "functionApp")
+    assert _property(function_app, "bookingSiteUrl").text.decode() == "siteUrl"
+    assert _app_settings()["BOOKING_SITE_URL"] == "bookingSiteUrl"
+    assert "output BOOKING_SITE_URL string = siteUrl" in _text(MAIN)
+
+
+def test_cors_allows_exactly_the_booking_site_with_credentials() -> None:
+    app = _declaration(_tree(FUNCTION_APP), "resource_declaration", "site")
+    cors = _property(app, "siteConfig", "cors")
+    origins = _property(cors, "allowedOrigins")
+    assert [n.text.decode() for n in origins.named_children] == ["bookingSiteUrl"]
+    assert _property(cors, "supportCredentials").text.decode() == "true"
+    assert "'*'" not in cors.text.decode()
+
+
+def test_azd_publishes_the_site_after_deploying_the_app() -> None:
+    azure_yaml = (ROOT / "azure.yaml").read_text()
+    assert re.search(r"hooks:\n  postdeploy:\n(    .*\n)*    run: python3 scripts/publish_site.py publish", azure_yaml)
+    for output in ("AZURE_SITE_STORAGE_ACCOUNT_NAME", "SERVICE_API_URI"):
+        assert re.search(rf"^output {output} ", _text(MAIN), re.M)
+        assert output in (ROOT / "scripts" / "publish_site.py").read_text()

@@ -25,6 +25,7 @@ from shared.domain.gp_lists import FileProblem, rejected_report
 from shared.domain.staff import GP_PRACTICE, Principal
 from shared.ports.common import Clock
 from shared.ports.gp import FileChangedError, GpStore, ReportFiles, StoredUpload, UploadFiles, UploadRecord
+from shared.services.errors import NotFound
 from shared.services.gp.reading import FileRefusedError, ListPass, digest
 from shared.services.sites.access import StaffAccess
 
@@ -137,6 +138,15 @@ class GpUploadService:
             claimed.record, status="rejected", problem=f"{problem}: {detail}" if detail else str(problem)))
         log.info("gp upload %s rejected: %s", path.ods_code, problem)
         return "rejected"
+
+    async def report(self, ods_code: str, file_name: str, principal: Principal) -> bytes:
+        """The report of one upload (it may name NHS numbers: the practice holds them already)."""
+        await self._access.require_site(principal, ods_code, (GP_PRACTICE,))
+        path = upload_path(f"{ods_code}/{file_name}.csv")
+        found = await self._reports.read(path.report_blob) if path is not None else None
+        if found is None:
+            raise NotFound("No report for that file")
+        return found
 
     async def uploads(self, ods_code: str, principal: Principal) -> list[UploadRecord]:
         """The practice's uploads, newest first."""

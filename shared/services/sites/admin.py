@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 from shared.domain.audit import AuditAction
 from shared.domain.sites import AgeBand, Location, Session, Site, SiteType
 from shared.domain.slots import generate_slots, session_id_of
-from shared.domain.staff import SITE_MANAGER, Principal
+from shared.domain.staff import SITE_MANAGER, SITE_STAFF, Principal
 from shared.ports.common import Clock
 from shared.ports.sites import IdempotencyKeys, PostcodeLocator, SessionBookingCanceller, SiteStore, SlotState
 from shared.services.audit import AuditService, audited
@@ -30,6 +30,13 @@ from shared.services.policy import PolicyService
 from shared.services.sites.access import StaffAccess
 from shared.services.sites.common import bounded, london_today, no_such_site
 from shared.services.sites.index import NextAvailableDates, SiteIndex
+
+
+class SessionPlaces(Protocol):
+    """The operator dashboard's count of places open (shared/services/dashboard.py); never raises."""
+
+    async def session_changed(self, site_postcode: str, session: Session, opened: bool) -> None: ...
+
 
 IDEMPOTENCY_WINDOW: Final = dt.timedelta(hours=24)
 # Sessions are planned weeks ahead, not years: a bound keeps a typo in the year from opening slots in 2062.
@@ -70,13 +77,25 @@ class CancelledSession:
     bookings_cancelled: int
 
 
+@dataclass(frozen=True)
+class ListedSession:
+    """An open session of a day, with its places: what the staff screens list to cancel from."""
+
+    session_id: str
+    session: Session
+    places: int
+    booked: int
+
+
 class SiteAdminService:
     """Registering sites, and opening and cancelling their sessions (each session creates its slots)."""
 
     def __init__(self, store: SiteStore, index: SiteIndex, availability: NextAvailableDates, access: StaffAccess,
                  locator: PostcodeLocator, policies: PolicyService, keys: IdempotencyKeys,
-                 canceller: SessionBookingCanceller, clock: Clock, audit: AuditService | None = None) -> None:
+                 canceller: SessionBookingCanceller, clock: Clock, audit: AuditService | None = None,
+                 places: SessionPlaces | None = None) -> None:
         self._audit = audit
+        self._places = places
         self._store = store
         self._index = index
         self._availability = availability
@@ -144,16 +163,35 @@ class SiteAdminService:
         await self._check_key(f"sessions|{site_id}", actor, idempotency_key, session)
         session_id = session_id_of(site_id, session)
         slots = generate_slots(site_id, session)
-        await self._claim_time(site_id, session_id, session)
+        newly_claimed = await self._claim_time(site_id, session_id, session)
         # From here every step is idempotent: the same request again finishes whatever a crash left undone.
         await self._store.put_session(site_id, session_id, session, "open", len(slots), actor.user_id,
                                       self._clock.now())
         await self._store.create_slots(slots)
         self._availability.forget(site_id)
+        # Counted once: a retry of the same request finds the session in its ledger already.
+        if newly_claimed and self._places is not None:
+            await self._places.session_changed(site.postcode, session, opened=True)
         await audited(self._audit, AuditAction.SESSION_OPENED, actor, site_id=site_id, reference=session_id)
         return OpenedSession(session_id, site_id, len(slots))
 
-    async def _claim_time(self, site_id: str, session_id: str, session: Session) -> None:
+    async def sessions_on(self, site_id: str, day: dt.date | None,
+                          actor: Principal) -> tuple[dt.date, list[ListedSession]]:
+        """The site's open sessions on `day` (default today, London), from its day ledger (one read) and each
+        session's slots (one single-partition query each)."""
+        await self._access.require_site(actor, site_id, (SITE_MANAGER, SITE_STAFF))
+        if await self._index.find(site_id) is None:
+            raise no_such_site()
+        day = day or london_today(self._clock)
+        ledger = await self._store.session_day(site_id, day)
+        listed = []
+        for session_id, session in sorted(ledger.sessions.items(), key=lambda item: (item[1].start, item[0])):
+            slots = [slot for slot in await self._store.session_slots(site_id, session_id) if slot.status == "open"]
+            listed.append(ListedSession(session_id, session, sum(slot.capacity for slot in slots),
+                                        sum(slot.booked for slot in slots)))
+        return day, listed
+
+    async def _claim_time(self, site_id: str, session_id: str, session: Session) -> bool:
         """Enter the session in its day's ledger unless it overlaps another of the same product.
 
         The ledger is one document per site and day, replaced on its etag: two concurrent requests
@@ -164,22 +202,22 @@ class SiteAdminService:
             day = await self._store.session_day(site_id, session.date)
             if (known := day.sessions.get(session_id)) is not None:
                 if known.model_dump() == wanted:
-                    return  # this very session, opened before: carry on idempotently
+                    return False  # this very session, opened before: carry on idempotently
                 raise _overlap(known)
             if (clash := next((s for s in day.sessions.values() if s.overlaps(session)), None)) is not None:
                 raise _overlap(clash)
             if await self._store.save_session_day(site_id, session.date, {**day.sessions, session_id: session}, day):
-                return
+                return True
         raise _sessions_changed()
 
-    async def _release_time(self, site_id: str, session_id: str, day: dt.date) -> None:
+    async def _release_time(self, site_id: str, session_id: str, day: dt.date) -> bool:
         for _ in range(_LEDGER_ATTEMPTS):
             ledger = await self._store.session_day(site_id, day)
             if session_id not in ledger.sessions:
-                return
+                return False
             remaining = {sid: s for sid, s in ledger.sessions.items() if sid != session_id}
             if await self._store.save_session_day(site_id, day, remaining, ledger):
-                return
+                return True
         raise _sessions_changed()
 
     async def cancel_session(self, site_id: str, session_id: str, cancel_bookings: bool,
@@ -210,7 +248,9 @@ class SiteAdminService:
                 cancelled_bookings = await self._canceller.cancel_bookings_in_slots(booked)
         # The ledger is freed before the session is marked cancelled, so that a cancellation a crash
         # interrupted is finished by the same request again (a cancelled session answers at once).
-        await self._release_time(site_id, session_id, stored.session.date)
+        released = await self._release_time(site_id, session_id, stored.session.date)
+        if released and self._places is not None and (site := await self._index.find(site_id)) is not None:
+            await self._places.session_changed(site.postcode, stored.session, opened=False)
         await self._store.put_session(site_id, session_id, stored.session, "cancelled", len(slots), actor.user_id,
                                       self._clock.now())
         self._availability.forget(site_id)

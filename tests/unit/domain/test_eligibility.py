@@ -292,6 +292,7 @@ def test_not_matched_answers_not_eligible_with_nothing_else() -> None:
         "earliestDate": None,
         "bookableFrom": None,
         "allowedProducts": [],
+        "followingDose": None,
     }
 
 
@@ -305,6 +306,7 @@ def test_a_decision_serialises_with_camel_case_names_and_iso_dates() -> None:
         "earliestDate": "2021-07-17",
         "bookableFrom": "2021-06-01",
         "allowedProducts": ["PFIZER"],
+        "followingDose": None,
     }
 
 
@@ -502,3 +504,20 @@ def test_interval_ok_accepts_exactly_the_policys_window(first: date, gap: int, r
         assert gap < course.min_interval_days
     if problem == "INTERVAL_TOO_LONG":
         assert gap > course.max_interval_days
+
+
+# --- the dose booked together with the next one (the booking site offers the pair) ----------------------
+
+
+def test_a_first_dose_names_the_second_and_the_days_allowed_between_them() -> None:
+    following = decide(52).following_dose
+    course = DEFAULT_POLICY.primary_course
+    assert following is not None
+    assert (following.dose, following.min_interval_days, following.max_interval_days) == (
+        2, course.min_interval_days, course.max_interval_days)
+
+
+def test_a_second_dose_a_booster_and_a_refusal_have_no_following_dose() -> None:
+    assert decide(52, [dose(1, "PFIZER", 60)]).following_dose is None
+    assert decide(52, [dose(1, "PFIZER", 200), dose(2, "PFIZER", 120)]).following_dose is None
+    assert decide(52, booked=[1]).following_dose is None

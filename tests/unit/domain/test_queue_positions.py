@@ -1,4 +1,4 @@
-"""The queue index, the timer's account of each instance's join messages, and an instance's own joins."""
+"""Counting the people ahead from join numbers, the timer's account of the numbers read, the queue index."""
 
 from __future__ import annotations
 
@@ -6,19 +6,21 @@ import datetime as dt
 import json
 import random
 
-import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shared.domain.queue_positions import (
     GAP_GRACE,
     INDEX_RESOLUTION,
-    MAX_RUNS,
-    JoinSource,
-    OwnJoins,
-    SourceTracker,
+    MAX_GAPS,
+    NumberAccount,
+    count_between,
     index_ranks,
+    merged,
+    numbered,
+    numbers_ahead,
     queue_index,
     stored_index,
-    unread_joins_before,
 )
 from shared.domain.waiting_room import (
     MAX_EXTRAPOLATION,
@@ -28,6 +30,8 @@ from shared.domain.waiting_room import (
     batch_id,
     join_message,
     read_join_batch,
+    released,
+    released_at,
     seq_at,
 )
 
@@ -68,128 +72,118 @@ def test_an_index_that_does_not_fit_its_count_is_dropped() -> None:
     assert stored_index(3, [1, 2, 3]).below(3) == 2
 
 
-# --- the timer's account of an instance's messages ----------------------------------------------
+# --- counting from join numbers -------------------------------------------------------------------
 
 
-def test_messages_read_out_of_order_are_runs_until_the_gap_is_filled() -> None:
-    tracker = SourceTracker()
-    base = seq_at(T0)
-    for number in (1, 2, 4, 5, 7):
-        tracker.read("a", number, [base + 10 * number, base + 10 * number + 1], T0)
-    [source] = tracker.published(T0)
-    assert (source.batches, source.horizon) == (2, base + 21)
-    assert [(run.first, run.last, run.count) for run in source.runs] == [(4, 5, 4), (7, 7, 2)]
-    tracker.read("a", 3, [base + 30], T0)
-    tracker.read("a", 6, [base + 60], T0)
-    [source] = tracker.published(T0)
-    assert (source.batches, source.horizon, source.runs) == (7, base + 71, ())
+def test_a_block_of_numbers_ends_at_the_counter() -> None:
+    assert numbered(1_000, 12, 3) == [1_010, 1_011, 1_012]
 
 
-def test_a_message_missing_for_the_grace_is_taken_as_lost() -> None:
-    tracker = SourceTracker()
-    tracker.read("a", 1, [seq_at(T0)], T0)
-    tracker.read("a", 3, [seq_at(T0) + 30], T0)
-    assert tracker.published(T0 + GAP_GRACE - dt.timedelta(seconds=1))[0].batches == 1
-    assert tracker.published(T0 + GAP_GRACE)[0].batches == 3
+def test_ranges_are_merged_and_counted_strictly_between() -> None:
+    assert merged(((5, 9),), ((1, 2), (8, 12), (3, 3))) == ((1, 3), (5, 12))
+    assert count_between(((5, 9), (20, 21)), 4, 10) == 5
+    assert count_between(((5, 9), (20, 21)), 5, 9) == 3
+    assert count_between(((5, 9),), 9, 20) == 0
 
 
-def test_too_many_gaps_at_once_pass_the_oldest() -> None:
-    tracker = SourceTracker()
-    for number in range(2, 2 * MAX_RUNS + 10, 2):  # every other message missing
-        tracker.read("a", number, [seq_at(T0) + number], T0)
-    [source] = tracker.published(T0)
-    assert len(source.runs) == MAX_RUNS
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=50), min_size=1, max_size=40), st.data())
+def test_the_people_ahead_are_every_number_between_less_the_lost(batches: list[int], data: st.DataObject) -> None:
+    """Instances take blocks of numbers in any interleaving; some blocks never reach the queue."""
+    blocks, last = [], 0
+    for size in batches:
+        blocks.append((last + 1, last + size))
+        last += size
+    lost_flags = data.draw(st.lists(st.booleans(), min_size=len(blocks), max_size=len(blocks)))
+    held = [n for (first, end), lost in zip(blocks, lost_flags, strict=True) if not lost for n in range(first, end + 1)]
+    lost = tuple(block for block, flag in zip(blocks, lost_flags, strict=True) if flag)
+    floor = data.draw(st.integers(min_value=0, max_value=last))
+    for seq in held:
+        if seq > floor:
+            assert numbers_ahead(seq, floor, lost) == sum(1 for other in held if floor < other < seq)
 
 
-def test_the_account_survives_a_new_timer() -> None:
-    tracker = SourceTracker()
-    now = T0 + dt.timedelta(seconds=30)
-    for number in (1, 2, 3, 5, 6, 9):
-        tracker.read("a", number, [seq_at(T0) + number * 1_000, seq_at(T0) + number * 1_000 + 1], now)
-    published = tracker.published(now)
-    assert SourceTracker(published, now).published(now) == published
+# --- the timer's account of the numbers it has read ------------------------------------------------
 
 
-def test_a_share_is_a_rate_up_to_where_that_instance_has_been_read_to() -> None:
-    tracker = SourceTracker()
-    now = T0 + dt.timedelta(minutes=3)
-    for i in range(100):  # both instances, a join a second each, for 100 s
-        moment = seq_at(T0 + dt.timedelta(seconds=i + 30))
-        tracker.read("a", i + 1, [moment], now)
-        if i < 90 or i == 95:  # b's last messages are on their way, but for one read out of order
-            tracker.read("b", i + 1, [moment + 1], now)
-    a, b = tracker.published(now)
-    rate_a, rate_b = (source.rate()[0] * 1e6 for source in (a, b))
-    assert rate_a == pytest.approx(1.0, rel=0.02) and rate_b == pytest.approx(1.0, rel=0.02)
+def test_numbers_read_out_of_order_leave_gaps_until_they_come() -> None:
+    account = NumberAccount(floor=100)
+    account.read([106, 107], T0)
+    account.read([101, 102], T0)
+    assert account.missing() == ((103, 105),)
+    account.read([104], T0 + dt.timedelta(seconds=1))
+    assert account.missing() == ((103, 103), (105, 105))
+    account.read([104], T0 + dt.timedelta(seconds=2))  # delivered twice: nothing changes
+    account.read([103, 105], T0 + dt.timedelta(seconds=2))
+    assert account.missing() == () and account.top == 107
 
 
-# --- an instance's own joins ------------------------------------------------------------------
+def test_a_gap_is_taken_as_lost_after_the_grace_and_counts_again_if_it_comes() -> None:
+    account = NumberAccount(floor=0)
+    account.read([1, 2], T0)
+    account.read([6], T0)
+    assert account.lost(T0 + GAP_GRACE - dt.timedelta(seconds=1)) == ()
+    assert account.lost(T0 + GAP_GRACE) == ((3, 5),)
+    account.read([4], T0 + GAP_GRACE + dt.timedelta(seconds=5))  # a very late delivery
+    assert account.lost(T0 + GAP_GRACE + dt.timedelta(seconds=5)) == ((3, 3), (5, 5))
+    account.passed(4)
+    assert account.missing() == ((5, 5),)
 
 
-def test_own_joins_the_state_has_not_read_are_counted_exactly() -> None:
-    own = OwnJoins("me")
-    seqs = list(range(100, 200))
-    for start in range(0, 100, 10):  # ten messages of ten
-        for seq in seqs[start:start + 10]:
-            own.issued(seq)
-        own.batched(seqs[start:start + 10])
-    tracker = SourceTracker()
-    for number in (1, 2, 3, 5, 6, 9):  # read: 1-3, 5-6, 9; not read: 4, 7, 8, 10
-        tracker.read("me", number, seqs[(number - 1) * 10:number * 10], T0)
-    [mine] = tracker.published(T0)
-    unread = {s for n in (4, 7, 8, 10) for s in seqs[(n - 1) * 10:n * 10]}
-    for high in (100, 135, 150, 175, 185, 200, 250):
-        assert own.unread_between(0, high, mine) == sum(1 for s in unread if s < high)
-    assert own.unread_between(0, 250, None) == 100  # nothing read at all yet
+def test_a_new_timer_restores_what_was_lost_and_finds_the_rest_again() -> None:
+    account = NumberAccount(floor=10, lost=((5, 8), (12, 13), (20, 20)))
+    assert account.missing() == ((12, 13), (20, 20)) and account.top == 20
+    assert account.lost(T0) == ((12, 13), (20, 20))  # lost already: not given another grace
+    account.read([25], T0)
+    assert account.missing() == ((12, 13), (20, 20), (21, 24))
 
 
-def test_joins_refused_by_the_queue_are_not_counted() -> None:
-    own = OwnJoins("me")
-    for seq in (1, 2, 3):
-        own.issued(seq)
-    own.failed([2])
-    assert own.between(0, 10) == 2
+def test_beyond_max_gaps_the_oldest_are_taken_as_lost() -> None:
+    account = NumberAccount(floor=0)
+    account.read(range(2, 2 * (MAX_GAPS + 10) + 1, 2), T0)  # every odd number missing
+    assert len(account.lost(T0)) == 10 and account.lost(T0)[0] == (1, 1)
 
 
-# --- others' joins not read yet ---------------------------------------------------------------
-
-
-def test_another_instance_is_estimated_from_its_rate_or_in_a_burst_from_this_ones_joins() -> None:
-    start, read = seq_at(T0), seq_at(T0 + dt.timedelta(seconds=60))
-    # A join a second for a minute, and two a second (shares over a longer common stretch).
-    mine = JoinSource("me", horizon=read, last=read, recent=61, since=start, share=600)
-    busier = JoinSource("b", horizon=read, last=read, recent=121, since=start, share=1_200)
-    own = OwnJoins("me")
-    for second in range(1, 11):  # ten seconds more as before
-        own.issued(read + second * 1_000_000)
-    now = read + 10_500_000
-    steady = unread_joins_before(now, 0, (mine, busier), own, read)
-    assert steady == pytest.approx(10 + 21, abs=0.5)  # its own ten, and the other's rate over 10.5 s
-    for i in range(2_000):  # then a burst: 2,000 of its own in the next second
-        own.issued(now + 1 + i * 500)
-    burst = unread_joins_before(now + 1_000_000, 0, (mine, busier), own, read)
-    # Twice its own, as its share is twice (pulled a little towards equal shares).
-    assert 2_010 + 2 * 2_000 * 0.9 <= burst <= 2_010 + 2 * 2_000 * 1.02
-    idle = JoinSource("c", horizon=read, last=read, recent=0)
-    assert unread_joins_before(now, 0, (mine, idle), own, read) == 10
-
-
-def test_without_joins_of_its_own_an_instance_estimates_others_from_their_rate() -> None:
-    start, read = seq_at(T0), seq_at(T0 + dt.timedelta(seconds=60))
-    other = JoinSource("b", horizon=read, last=read, recent=121, since=start)  # two a second
-    estimate = unread_joins_before(read + 10_000_000, 0, (other,), None, read)
-    assert estimate == pytest.approx(20, abs=0.5)
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=20), min_size=1, max_size=30), st.randoms(use_true_random=False))
+def test_whatever_the_order_of_delivery_the_gaps_are_exactly_what_was_not_read(
+        sizes: list[int], rng: random.Random) -> None:
+    blocks, last = [], 0
+    for size in sizes:
+        blocks.append(list(range(last + 1, last + size + 1)))
+        last += size
+    rng.shuffle(blocks)
+    delivered = blocks[:rng.randint(0, len(blocks))]
+    account = NumberAccount(floor=0)
+    for block in delivered:
+        account.read(block, T0)
+    read = {n for block in delivered for n in block}
+    missing = {n for first, end in account.missing() for n in range(first, end + 1)}
+    assert missing == {n for n in range(1, account.top) if n not in read}
 
 
 # --- progress between ticks -------------------------------------------------------------------
 
 
-def test_admissions_since_the_state_are_counted_half_a_tick_late_and_not_for_ever() -> None:
+def test_admissions_beyond_the_state_are_counted_from_the_end_of_its_release_and_not_for_ever() -> None:
     settings = RoomSettings(enabled=True, admit_per_minute=600, opened_at=seq_at(T0))
     state = RoomState(ticked_at=T0, tick_seconds=2.0)
-    assert admitted_since(settings, state, T0 + dt.timedelta(seconds=0.5)) == 0
-    assert admitted_since(settings, state, T0 + dt.timedelta(seconds=3)) == 20
-    assert admitted_since(settings, state, T0 + dt.timedelta(hours=1)) == (MAX_EXTRAPOLATION.total_seconds() - 1) * 10
+    assert admitted_since(settings, state, T0 + dt.timedelta(seconds=1.5)) == 0
+    assert admitted_since(settings, state, T0 + dt.timedelta(seconds=3)) == 10
+    assert admitted_since(settings, state, T0 + dt.timedelta(hours=1)) == (MAX_EXTRAPOLATION.total_seconds() - 2) * 10
+
+
+def test_what_a_tick_passed_is_released_evenly_over_the_next_tick() -> None:
+    state = RoomState(frontier=1_200, released_from=1_000, ticked_at=T0, tick_seconds=2.0)
+    at = [released(state, T0 + dt.timedelta(seconds=tenth / 10)) for tenth in range(0, 25, 5)]
+    assert at == [1_001, 1_051, 1_101, 1_151, 1_200]  # the first at once
+    assert released(state, T0 - dt.timedelta(milliseconds=1)) == 1_000
+    assert released(state, None) == 1_200 and released(RoomState(frontier=7), T0) == 7
+    for seq in (1_001, 1_100, 1_200):
+        moment = released_at(seq, state)
+        assert moment is not None and released(state, moment) >= seq
+        assert released(state, moment - dt.timedelta(milliseconds=1)) < seq
+    assert released_at(1_201, state) is None
 
 
 # --- the join message -------------------------------------------------------------------------

@@ -47,6 +47,11 @@ def seqs_from(start: dt.datetime, count: int, every: dt.timedelta) -> list[int]:
     return [seq_at(start + i * every) for i in range(count)]
 
 
+def numbered(count: int, first: int = 1) -> list[int]:
+    """Tickets of the ON room's opening as its join counter numbers them."""
+    return [ON.opened_at + number for number in range(first, first + count)]
+
+
 # --- join order -------------------------------------------------------------------------------
 
 
@@ -76,27 +81,46 @@ def test_tickets_from_before_the_room_opened_are_admitted() -> None:
     assert not standing(seq_at(T0) + 1, settings, RoomState()).admitted
 
 
-def test_positions_count_the_tickets_ahead_exactly_and_rise_with_join_order() -> None:
-    waiting = seqs_from(T0, 300, dt.timedelta(milliseconds=100))  # 30 s of joins, 10 a second
-    state = RoomState(frontier=waiting[0] - 1, index=queue_index(waiting))
+def test_positions_count_the_tickets_ahead_exactly_read_or_not() -> None:
+    waiting = numbered(300, first=41)  # the first 40 were admitted
+    state = RoomState(frontier=ON.opened_at + 40, index=queue_index(waiting[:100]))  # 200 not read yet
     positions = [standing(seq, ON, state).position for seq in waiting]
-    assert positions == sorted(positions)
-    assert positions[0] == 1
-    assert all(abs(position - (i + 1)) <= 1 for i, position in enumerate(positions))
+    assert positions == list(range(1, 301))
+
+
+def test_numbers_nobody_holds_are_not_counted_ahead() -> None:
+    waiting = numbered(100)
+    lost = ((waiting[10], waiting[19]),)  # a batch of ten whose message never reached the queue
+    state = RoomState(frontier=ON.opened_at, lost=lost)
+    assert standing(waiting[-1], ON, state).position == 90  # 99 numbers ahead, 10 held by nobody
+    assert standing(waiting[5], ON, state).position == 6
+    # This instance's own failed batch, known before the timer has noticed: counted once if both know.
+    voided = ((waiting[15], waiting[29]),)
+    assert standing(waiting[-1], ON, state, voided=voided).position == 80
+    assert standing(waiting[-1], ON, RoomState(frontier=waiting[49], lost=lost), voided=voided).position == 50
 
 
 def test_the_estimate_is_the_position_at_the_admission_rate() -> None:
-    waiting = seqs_from(T0, 120, dt.timedelta(seconds=1))
-    state = RoomState(frontier=waiting[0] - 1, index=queue_index(waiting))
+    waiting = numbered(120)
+    state = RoomState(frontier=ON.opened_at, index=queue_index(waiting))
     last = standing(waiting[-1], ON, state)
-    assert last.estimated_wait_seconds == estimate_wait_seconds(last.position, 60)
-    assert 110 <= last.estimated_wait_seconds <= 130
+    assert last.position == 120 and last.estimated_wait_seconds == estimate_wait_seconds(120, 60) == 120
 
 
 def test_positions_are_discounted_by_the_share_of_tickets_still_there() -> None:
-    waiting = seqs_from(T0, 100, dt.timedelta(seconds=1))
-    state = RoomState(frontier=waiting[0] - 1, index=queue_index(waiting), live_ratio=0.5)
-    assert 45 <= standing(waiting[-1], ON, state).position <= 55
+    waiting = numbered(100)
+    state = RoomState(frontier=ON.opened_at, index=queue_index(waiting), live_ratio=0.5)
+    assert standing(waiting[-1], ON, state).position == 1 + round(99 * 0.5)
+
+
+def test_a_room_opened_again_numbers_its_tickets_above_the_last_opening() -> None:
+    first = RoomSettings().changed(True, 60, T0, "admin")
+    closed = first.changed(False, None, T0 + dt.timedelta(microseconds=10), "admin")
+    # The first opening handed out a million numbers: more microseconds than passed before reopening.
+    again = closed.changed(True, None, T0 + dt.timedelta(seconds=0.5), "admin", first.opened_at + 1_000_000)
+    assert again.opened_at == first.opened_at + 1_000_001
+    later = closed.changed(True, None, T0 + dt.timedelta(hours=1), "admin", first.opened_at + 1_000_000)
+    assert later.opened_at == seq_at(T0 + dt.timedelta(hours=1))
 
 
 def test_behind_the_frontier_a_ticket_is_admitted_unless_it_lapsed() -> None:

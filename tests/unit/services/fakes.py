@@ -6,10 +6,13 @@ import asyncio
 import dataclasses
 import datetime as dt
 import itertools
+import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from pydantic import ValidationError
 
 from shared.domain.booking import BookingStatus
 from shared.domain.booking_record import Appointment, BookingRecord
@@ -24,7 +27,7 @@ from shared.domain.slots import Slot, parse_slot_id, slot_id
 from shared.domain.throttling import MatchFailures, MatchLockRule
 from shared.domain.waiting_room import RoomSettings, RoomState, batch_id
 from shared.events import BookingEvent
-from shared.ports.bookings import DayListItem, HoldOutcome, StoredBooking
+from shared.ports.bookings import DayListItem, HoldOutcome, PlaceRefusal, StoredBooking, UnreadableBooking
 from shared.ports.common import VersionConflictError
 from shared.ports.gp import BlobVersion, FileChangedError, StoredUpload, UploadRecord
 from shared.ports.notifications import ListedAppointment, Repeatability
@@ -33,7 +36,7 @@ from shared.ports.policy import StoredPolicy
 from shared.ports.sites import IdempotencyOutcome, SessionDay, SlotState, StoredSession, StoredSite
 from shared.ports.waiting_room import ClaimOutcome, JournalEntry, StoredRoomSettings, StoredRoomState
 from shared.services.booking import BookingService
-from shared.services.outbox import OutboxRelay
+from shared.services.outbox import BookingEventFeed, EventDispatcher, OutboxRelay
 from shared.services.policy import PolicyService
 
 
@@ -139,6 +142,7 @@ class PersonDocument:
     references: dict[str, str] = field(default_factory=dict)  # every reference the person held -> home site
     failures: MatchFailures | None = None
     failures_version: int = 0
+    claimed_at: dt.datetime | None = None  # the latest claim's time (`claimedEpoch`): the repair's sweep
 
 
 @dataclass
@@ -161,7 +165,7 @@ class InMemoryPatientClaims:
         return PatientBookingView(lookup, dict(doc.claims), dict(doc.idempotency), dict(doc.references))
 
     async def claim_doses(self, nhs_number: str, doses: list[int], claim: DoseClaim,
-                          idempotency: tuple[str, IdempotencyEntry] | None) -> bool:
+                          idempotency: tuple[str, IdempotencyEntry] | None, match_version: int | None = None) -> bool:
         await self.requests.request("claim_doses")
         doc = self.people.get(nhs_number)
         if doc is None:
@@ -169,13 +173,21 @@ class InMemoryPatientClaims:
         if any(dose in doc.claims and doc.claims[dose].reference.lower() != claim.reference.lower()
                for dose in doses):
             return False  # another booking holds one of the doses: the filter predicate fails
+        if match_version is not None and doc.failures_version != match_version:
+            return False  # a failed match was counted since the read
         for dose in doses:
             doc.claims[dose] = claim
+        doc.claimed_at = claim.at
         doc.references[claim.reference.upper()] = claim.home_site_id
         if idempotency is not None:
             key, entry = idempotency
             doc.idempotency[key] = entry
         return True
+
+    async def claims_made_between(self, start: dt.datetime, end: dt.datetime) -> list[tuple[str, dict[int, DoseClaim]]]:
+        await self.requests.request("claims_made_between")
+        return [(number, dict(doc.claims)) for number, doc in self.people.items()
+                if doc.claimed_at is not None and start <= doc.claimed_at < end]
 
     async def release_doses(self, nhs_number: str, doses: list[int], reference: str) -> None:
         for dose in doses:  # one request each, as the adapter does
@@ -224,6 +236,49 @@ class InMemoryBookingRecords:
     entries: dict[tuple[str, str], AppointmentEntry] = field(default_factory=dict)  # (site, entry id)
     requests: RequestCounter = field(default_factory=RequestCounter)
     _versions: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    # The slot documents, which live in the bookings container (a booking's batch takes its places there).
+    slots: InMemorySlotHolds | None = None
+    fences: set[tuple[str, str]] = field(default_factory=set)  # (home site, reference)
+
+    async def create_holding(self, record: BookingRecord, now: dt.datetime) -> StoredBooking | PlaceRefusal:
+        """One transactional batch: the booking, its home site's places and entries, all or nothing."""
+        await self.requests.request("create_holding")
+        home = record.home_site_id
+        if (home, record.reference) in self.documents or (home, record.reference) in self.fences:
+            return "exists"
+        places = [a for a in record.appointments if a.site_id == home]
+        assert self.slots is not None, "the world links its slots to its bookings"
+        key = record.reference.upper()
+        for appointment in places:
+            slot = self.slots.slots.get((home, appointment.slot_id))
+            if slot is None or slot.status != "open":
+                return "missing"
+            if key in slot.holds or slot.booked >= slot.capacity:
+                return "full"
+        for appointment in places:
+            slot = self.slots.slots[(home, appointment.slot_id)]
+            slot.booked += 1
+            slot.holds[key] = now
+        for appointment in record.separate_entries():
+            if appointment.site_id == home:
+                self.entries[(home, f"{record.reference}.{appointment.slot_id}")] = AppointmentEntry(
+                    record.reference, home, home, appointment.slot_id, str(record.status))
+        return self._write(record)
+
+    async def fence(self, reference: str, home_site_id: str, now: dt.datetime) -> bool:
+        await self.requests.request("fence")
+        if (home_site_id, reference) in self.documents or (home_site_id, reference) in self.fences:
+            return False
+        self.fences.add((home_site_id, reference))
+        return True
+
+    async def fenced(self, reference: str, home_site_id: str) -> bool:
+        await self.requests.request("fenced")
+        return (home_site_id, reference) in self.fences
+
+    async def existing(self, keys: list[tuple[str, str]]) -> set[str]:
+        await self.requests.request("existing")
+        return {reference for reference, site in keys if (site, reference) in self.documents}
 
     def _write(self, record: BookingRecord) -> StoredBooking:
         stored = _StoredDocument(record.model_dump_json(), f'"{next(self._versions)}"')
@@ -278,10 +333,6 @@ class InMemoryBookingRecords:
         owing = [s for s in every if s.record.cleanup is not None
                  or (s.record.move is not None and s.record.move.since.timestamp() < epoch - 60)]
         return (pending + owing)[:limit]
-
-    async def with_unsent_events(self, limit: int) -> list[StoredBooking]:
-        await self.requests.request("with_unsent_events")
-        return [s for s in self._all() if s.record.outbox][:limit]
 
     # For tests: read or change the stored state without counting requests.
 
@@ -393,6 +444,53 @@ BOOKING_BORN = dt.date(1960, 5, 5)
 
 
 @dataclass
+class InMemoryBookingOutbox:
+    """BookingOutbox over InMemoryBookingRecords: documents as the change feed delivers them, marks on the etag.
+
+    The repair query here ignores `before` (the in-memory store keeps no change times): the grace period is
+    proven against the emulator (tests/integration/test_booking_events_cosmos.py).
+    """
+
+    records: InMemoryBookingRecords
+    unreadable: list[UnreadableBooking] = field(default_factory=list)  # what the repair query also finds
+    quarantined: list[UnreadableBooking] = field(default_factory=list)
+    requests: RequestCounter = field(default_factory=RequestCounter)
+    marks_wait_for: asyncio.Event | None = None  # set: a mark is held until the event is set
+
+    def documents(self) -> list[dict[str, Any]]:
+        """Every booking document as the change feed would deliver it now."""
+        return [{"id": reference, "siteId": site, "type": "booking", "booking": json.loads(doc.body),
+                 "_etag": doc.etag} for (site, reference), doc in self.records.documents.items()]
+
+    def decode(self, document: Mapping[str, Any]) -> StoredBooking | UnreadableBooking | None:
+        if document.get("type") != "booking" or "quarantined" in document:
+            return None
+        try:
+            return StoredBooking(BookingRecord.model_validate(document["booking"]), str(document["_etag"]))
+        except (ValidationError, KeyError, TypeError) as error:
+            return UnreadableBooking(str(document.get("id")), str(document.get("siteId")), type(error).__name__)
+
+    async def unsent_before(self, before: dt.datetime, limit: int) -> list[StoredBooking | UnreadableBooking]:
+        await self.requests.request("unsent_before")
+        owing: list[StoredBooking | UnreadableBooking] = [s for s in self.records._all() if s.record.outbox]
+        return (owing + [u for u in self.unreadable if u not in self.quarantined])[:limit]
+
+    async def mark_sent(self, stored: StoredBooking, sent_at: dt.datetime) -> bool:
+        await self.requests.request("mark_sent")
+        if self.marks_wait_for is not None:
+            await self.marks_wait_for.wait()
+        current = self.records.documents.get((stored.record.home_site_id, stored.record.reference))
+        if current is None or current.etag != stored.etag:
+            return False
+        self.records._write(stored.record.model_copy(update={"outbox": []}))
+        return True
+
+    async def quarantine(self, unreadable: UnreadableBooking) -> None:
+        await self.requests.request("quarantine")
+        self.quarantined.append(unreadable)
+
+
+@dataclass
 class BookingWorld:
     """A BookingService and an OutboxRelay over the fakes, with helpers to add sites, slots and people."""
 
@@ -407,6 +505,9 @@ class BookingWorld:
     saga_timeout: dt.timedelta = dt.timedelta(minutes=2)
     service: BookingService = field(init=False)
     relay: OutboxRelay = field(init=False)
+    outbox: InMemoryBookingOutbox = field(init=False)
+    dispatcher: EventDispatcher = field(init=False)
+    feed: BookingEventFeed = field(init=False)
     _people: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
@@ -414,7 +515,11 @@ class BookingWorld:
             self.patients, self.records, self.holds, self.sites,
             PolicyService(self.policies, self.clock, refresh_seconds=60), self.clock,
             reference_key=b"unit-test-reference-key", saga_timeout=self.saga_timeout, lock_rule=self.lock_rule)
-        self.relay = OutboxRelay(self.records, self.publisher)
+        self.records.slots = self.holds
+        self.outbox = InMemoryBookingOutbox(self.records)
+        self.dispatcher = EventDispatcher(self.outbox, self.publisher, self.clock)
+        self.relay = OutboxRelay(self.outbox, self.dispatcher, self.clock, grace=dt.timedelta(0))
+        self.feed = BookingEventFeed(self.outbox, self.dispatcher)
 
     def site(self, site_id: str = "SITE-A", name: str = "Test Centre",
              products: tuple[str, ...] = ("PFIZER", "MODERNA", "ASTRAZENECA")) -> str:
@@ -662,8 +767,9 @@ class StoreFaults:
     def wrap_world(self, world: BookingWorld) -> None:
         """Every request the booking saga makes: the person's document, the bookings, the slots."""
         self.wrap(world.patients, "booking_view", "claim_doses", "release_doses", "count_failed_match", "confirm_match")
+        self.wrap(world.patients, "claims_made_between")
         self.wrap(world.records, "create", "get", "find", "replace", "put_appointment_entry",
-                  "retire_appointment_entry")
+                  "retire_appointment_entry", "create_holding", "fence", "fenced", "existing")
         self.wrap(world.holds, "hold", "release", "holders")
 
 
@@ -781,7 +887,11 @@ class SiteOpsWorld(BookingWorld):
             PolicyService(self.policies, self.clock, refresh_seconds=60), self.clock,
             reference_key=b"unit-test-reference-key", saga_timeout=self.saga_timeout, lock_rule=self.lock_rule,
             follow_up=self.follow_up)
-        self.relay = OutboxRelay(self.records, self.publisher)
+        self.records.slots = self.holds
+        self.outbox = InMemoryBookingOutbox(self.records)
+        self.dispatcher = EventDispatcher(self.outbox, self.publisher, self.clock)
+        self.relay = OutboxRelay(self.outbox, self.dispatcher, self.clock, grace=dt.timedelta(0))
+        self.feed = BookingEventFeed(self.outbox, self.dispatcher)
         self.operations = SiteOperationsService(
             self.service, self.records, self.patients, self.sites,
             PolicyService(self.policies, self.clock, refresh_seconds=60), self.staff, self.records, self.clock,
@@ -898,6 +1008,10 @@ class InMemoryReportFiles:
 
     def writer(self, blob_name: str, replaces: str | None = None) -> InMemoryReportWriter:
         return InMemoryReportWriter(self, blob_name, replaces)
+
+    async def read(self, blob_name: str) -> bytes | None:
+        found = self.reports.get(blob_name)
+        return found[0].encode() if found else None
 
     def text(self, blob_name: str) -> str:
         return self.reports[blob_name][0]
@@ -1470,6 +1584,7 @@ class InMemoryWaitingRoomStore:
     joins: dict[str, JournalEntry] = field(default_factory=dict)
     polls: list[JournalEntry] = field(default_factory=list)
     used: dict[str, str | None] = field(default_factory=dict)  # jti -> the holder that claimed it
+    counters: dict[int, int] = field(default_factory=dict)  # opening -> numbers taken
     requests: int = 0
     _etags: itertools.count[int] = field(default_factory=itertools.count)
 
@@ -1502,6 +1617,15 @@ class InMemoryWaitingRoomStore:
     async def save_lapsed(self, lapsed: dict[int, frozenset[int]]) -> None:
         self.requests += len(lapsed)
         self.lapsed.update(lapsed)
+
+    async def take_numbers(self, opening: int, count: int) -> int:
+        self.requests += 1
+        self.counters[opening] = self.counters.get(opening, 0) + count
+        return self.counters[opening]
+
+    async def numbers_taken(self, opening: int) -> int:
+        self.requests += 1
+        return self.counters.get(opening, 0)
 
     async def record_joins(self, seqs: tuple[int, ...], now: dt.datetime, source: str | None = None,
                            number: int | None = None) -> None:
@@ -1581,4 +1705,52 @@ class Depths:
         self.found = found
 
     async def depth(self, queue: str) -> int:
+        return self.found.get(queue, 0)
+
+
+# ---- Dashboard: counter documents and queue depths ------------------------------------------------------
+
+
+class InMemoryCounterStore:
+    """Counter documents as the Cosmos adapter keeps them: per (group, key, shard), adds atomic per call.
+
+    `fail_keys`: adds to these document keys raise (a store fault), after nothing is written.
+    """
+
+    def __init__(self, shard: int = 0) -> None:
+        self.docs: dict[tuple[str, str, int], dict[str, int]] = {}
+        self.ttls: dict[tuple[str, str, int], int] = {}
+        self.shard = shard
+        self.adds = 0
+        self.reads = 0
+        self.fail_keys: set[str] = set()
+
+    def writer(self, shard: int) -> InMemoryCounterStore:
+        """Another instance's view of the same documents, writing to its own shard."""
+        other = InMemoryCounterStore(shard)
+        other.docs, other.ttls, other.fail_keys = self.docs, self.ttls, self.fail_keys
+        return other
+
+    async def add(self, increment: Any, ttl_seconds: int) -> None:
+        await asyncio.sleep(0)  # a store answers later: concurrent callers interleave here
+        if increment.key in self.fail_keys:
+            raise RuntimeError("counter store unavailable")
+        self.adds += 1
+        doc = self.docs.setdefault((increment.group, increment.key, self.shard), {})
+        for name, n in increment.counts.items():
+            doc[name] = doc.get(name, 0) + n
+        self.ttls[(increment.group, increment.key, self.shard)] = ttl_seconds
+
+    async def group(self, group: str) -> list[Any]:
+        from shared.domain.dashboard import CounterDoc
+
+        self.reads += 1
+        return [CounterDoc(key, dict(counts)) for (g, key, _), counts in self.docs.items() if g == group]
+
+
+class QueueDepthsFake:
+    def __init__(self, found: dict[str, int | None]) -> None:
+        self.found = found
+
+    async def depth(self, queue: str) -> int | None:
         return self.found.get(queue, 0)

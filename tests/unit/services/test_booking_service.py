@@ -15,7 +15,9 @@ from types import TracebackType
 import pytest
 
 from shared.domain.booking import BookingStatus
+from shared.domain.booking_record import BookingRecord
 from shared.domain.reference import format_reference, reference_from_int
+from shared.ports.bookings import PlaceRefusal, StoredBooking
 from shared.services.booking import BookAppointments
 from shared.services.errors import (
     AlreadyBooked,
@@ -28,7 +30,6 @@ from shared.services.errors import (
     NotFound,
     RateLimitedError,
     Refusal,
-    SagaInterruptedError,
     SlotFull,
 )
 from tests.unit.services.fakes import BOOKING_BORN, BookingWorld
@@ -36,7 +37,7 @@ from tests.unit.services.fakes import BOOKING_BORN, BookingWorld
 BORN = BOOKING_BORN
 SOON = dt.datetime(2026, 3, 4, 10, 0, tzinfo=dt.UTC)  # three days after the FakeClock's start
 SECOND = SOON + dt.timedelta(days=60)  # inside the default policy's 56..84 day interval
-NOTHING_TO_REPAIR = {"released": 0, "moves_undone": 0, "cleaned": 0}
+NOTHING_TO_REPAIR = {"released": 0, "moves_undone": 0, "cleaned": 0, "claims_released": 0}
 
 
 class SimulatedCrash(Exception):
@@ -69,9 +70,9 @@ async def outcome(world: BookingWorld, body: BookAppointments, key: str | None =
 
 
 async def settle(world: BookingWorld) -> None:
-    """What the repair timer does once everything in flight is past its deadline."""
+    """What the repair timer does once everything in flight is past its deadline (and within its sweep)."""
     world.service.step_hook = no_crash
-    world.clock.advance(minutes=5)
+    world.clock.advance(minutes=3)
     await world.service.repair()
 
 
@@ -113,7 +114,7 @@ async def test_books_a_dose_and_the_next_at_two_sites_listing_the_second_at_its_
     world.check_invariants()
 
 
-async def test_a_single_dose_booking_costs_six_store_requests() -> None:
+async def test_a_single_dose_booking_costs_three_store_requests() -> None:
     world = BookingWorld()
     slot = world.slot(SOON)
     first, second = world.person(), world.person()
@@ -122,10 +123,27 @@ async def test_a_single_dose_booking_costs_six_store_requests() -> None:
 
     await world.service.book(request(second, slot))
 
-    # The person's view, the match confirmed (docs/security.md), the pending booking, the dose claim, the
-    # place, the commit.
+    # The person's view; the match confirmed and the dose claimed in one patch (docs/security.md); the booking
+    # and its place in one transactional batch.
+    assert world.patients.requests.by_kind == {"booking_view": 1, "claim_doses": 1}
+    assert world.records.requests.by_kind == {"create_holding": 1} and world.holds.requests.total == 0
+
+
+async def test_two_doses_at_one_site_cost_three_store_requests_and_elsewhere_six() -> None:
+    world = BookingWorld()
+    here, there = world.slot(SOON, site_id="SITE-A"), world.slot(SECOND, site_id="SITE-B")
+    also_here = world.slot(SECOND, site_id="SITE-A")
+    first, second, third = world.person(), world.person(), world.person()
+    await world.service.book(request(first, here))  # warms the policy cache
+    world.reset_requests()
+    await world.service.book(request(second, here, also_here))
+    assert world.store_requests() == 3  # both places and the second dose's day-list entry are in the batch
+    world.reset_requests()
+    await world.service.book(request(third, here, there))
+    # Plus the place at the other site, its day-list entry there, and clearing that recorded follow-up work.
     assert world.store_requests() == 6, (world.patients.requests.by_kind, world.records.requests.by_kind,
                                          world.holds.requests.by_kind)
+    world.check_invariants()
 
 
 @pytest.mark.parametrize("capacity", [1, 3])
@@ -152,7 +170,7 @@ async def test_last_slot_goes_to_exactly_one_of_many_bookers() -> None:
 
     results = await asyncio.gather(*(outcome(world, request(n, slot)) for n in numbers))
 
-    assert steps[:25] == ["created"] * 25  # a real race: every booker was in flight before any claimed
+    assert steps[:25] == ["claimed"] * 25  # a real race: every booker had claimed before any took the place
     winners = [(n, r) for n, r in zip(numbers, results, strict=True) if r != "SlotFull"]
     assert len(winners) == 1
     [(winner, reference)] = winners
@@ -410,8 +428,7 @@ async def test_a_pair_whose_second_slot_is_full_is_refused_and_gives_back_the_fi
 
     assert world.holds.slot(first).booked == 0 and world.holds.slot(second).booked == 1
     assert world.patients.people[number].claims == {}
-    [released] = [r for r in world.records.records() if r.person.nhs_number == number]
-    assert released.status == BookingStatus.RELEASED
+    assert not [r for r in world.records.records() if r.person.nhs_number == number]  # nothing was written
     world.check_invariants()
 
 
@@ -551,7 +568,7 @@ async def test_cancelling_while_a_move_is_in_flight_gives_every_place_back() -> 
 
 # ---- a crash at every step -------------------------------------------------------------------------
 
-BOOK_STEPS = ["created", "claimed", "held:1", "held:2", "confirmed", "cleaned"]
+BOOK_STEPS = ["claimed", "held:2", "confirmed", "cleaned"]
 CRASHES = [
     *(("book", step) for step in BOOK_STEPS),
     ("cancel", "cancelled"), ("cancel", "cleaned"),
@@ -584,14 +601,18 @@ async def test_a_crash_after_any_step_is_repaired_with_nothing_lost_or_doubled(a
     world.check_invariants()
     assert await world.service.repair() == NOTHING_TO_REPAIR
     committed = (action, step) in COMMITTED
-    [record] = world.records.records()
+    records = world.records.records()
     booked = {s: world.holds.slot(s).booked for s in (first, second, new_first, new_second)}
     if action == "book":
-        assert record.status == (BookingStatus.CONFIRMED if committed else BookingStatus.RELEASED)
+        # Not written: the claim (and the place elsewhere) was given back by the sweep, under a fence.
+        assert [r.status for r in records] == ([BookingStatus.CONFIRMED] if committed else [])
         assert booked == {first: int(committed), second: int(committed), new_first: 0, new_second: 0}
+        assert world.patients.people[number].claims.keys() == ({1, 2} if committed else set())
     elif action == "cancel":
+        [record] = records
         assert record.status == BookingStatus.CANCELLED and set(booked.values()) == {0}
     else:
+        [record] = records
         now_at = [new_first, new_second] if committed else [first, second]
         assert record.status == BookingStatus.CONFIRMED
         assert [a.slot_id for a in record.appointments] == now_at
@@ -632,21 +653,48 @@ async def test_a_retry_with_its_idempotency_key_after_a_crash_books_exactly_once
     assert [e.type for e in world.publisher.events] == ["BookingConfirmed"]
 
 
-async def test_a_saga_that_outlives_its_deadline_is_released_and_reports_it() -> None:
+async def test_a_booking_whose_claim_the_repair_gave_up_meanwhile_is_not_written_under_it() -> None:
+    """The saga stalls between its claim and its batch past the timeout; the repair timer's sweep fences the
+    reference and gives the claim back; the batch, arriving late, collides with the fence and writes nothing.
+    The request then starts again under another reference: one booking, one place."""
     world = BookingWorld()
     slot = world.slot(SOON)
     number = world.person()
+    write = world.records.create_holding
+    fenced: list[str] = []
 
-    def slow(step: str) -> None:
-        if step == "held:1":
-            world.clock.advance(minutes=3)  # past the two-minute deadline before the commit
+    async def late(record: BookingRecord, now: dt.datetime) -> StoredBooking | PlaceRefusal:
+        if not fenced:
+            world.clock.advance(minutes=3)
+            assert (await world.service.repair())["claims_released"] == 1
+            fenced.append(record.reference)
+        return await write(record, now)
 
-    world.service.step_hook = slow
-    with pytest.raises(SagaInterruptedError):
+    world.records.create_holding = late  # type: ignore[method-assign]
+    booked = await world.service.book(request(number, slot))
+
+    assert booked.reference != fenced[0] and ("SITE-A", fenced[0]) in world.records.fences
+    assert [r.reference for r in world.records.records()] == [booked.reference]
+    assert world.holds.slot(slot).booked == 1
+    world.check_invariants()
+
+
+async def test_a_claim_left_by_a_crash_does_not_stop_the_person_booking_again_before_the_sweep() -> None:
+    world = BookingWorld()
+    slot, other = world.slot(SOON), world.slot(SOON + dt.timedelta(hours=1))
+    number = world.person()
+    world.service.step_hook = crash_at("claimed")
+    with pytest.raises(SimulatedCrash):
         await world.service.book(request(number, slot))
     world.service.step_hook = no_crash
+    with pytest.raises(AlreadyBooked):  # within the timeout the claim may still be a booking in flight
+        await world.service.book(request(number, other))
+    world.clock.advance(minutes=30)  # long past the sweep's window: only the person's next booking frees it
+
+    record = await world.service.book(request(number, other))
+
+    assert record.status == BookingStatus.CONFIRMED and world.holds.slot(other).booked == 1
     world.check_invariants()
-    assert world.holds.slot(slot).booked == 0
 
 
 # ---- refusals are raised fresh ---------------------------------------------------------------------

@@ -12,6 +12,7 @@ from collections.abc import Awaitable
 
 from shared.domain.eligibility import EligibilityDecision
 from shared.domain.throttling import MatchFailures, MatchLockRule, after_failed_match, locked_for
+from shared.ports.patients import PatientBookingView
 from shared.services.booking import BookAppointments
 from shared.services.errors import NotEligible, NotFound, RateLimitedError
 from tests.unit.services.fakes import BOOKING_BORN, BookingWorld, FakeClock, InMemoryPatientStore
@@ -116,3 +117,55 @@ async def test_a_flood_of_bookings_with_wrong_birth_dates_is_locked_out_after_th
     answers = await asyncio.gather(*(book(BOOKING_BORN + dt.timedelta(days=d)) for d in range(1, 51)))
     assert answers.count("403") == 3 and answers.count("429") == 47, answers
     world.check_invariants()
+
+
+async def _book(world: BookingWorld, number: str, born: dt.date, slot: str) -> str:
+    try:
+        await world.service.book(BookAppointments(nhs_number=number, date_of_birth=born, slot_ids=(slot,)))
+    except NotEligible:
+        return "403"
+    except NotFound:
+        return "404"
+    except RateLimitedError:
+        return "429"
+    return "201"
+
+
+async def test_the_right_birth_date_hidden_in_a_flood_of_bookings_books_nothing_once_the_number_locks() -> None:
+    """The booking confirms a right date of birth in its dose claim, the same compare-and-set as the wrong
+    ones: the right guess among fifty cannot book (or learn anything) ahead of the lock."""
+    world = BookingWorld()  # MatchLockRule(max_failures=3)
+    slot = world.slot(dt.datetime(2026, 3, 4, 10, 0, tzinfo=dt.UTC))
+    number = world.person()
+    dates = [BOOKING_BORN + dt.timedelta(days=d) for d in range(1, 50)] + [BOOKING_BORN]
+
+    answers = await asyncio.gather(*(_book(world, number, born, slot) for born in dates))
+
+    assert answers.count("403") == 3 and "201" not in answers, answers
+    assert world.records.records() == [] and world.holds.slot(slot).booked == 0
+
+
+async def test_a_refused_booking_with_the_right_birth_date_takes_its_turn_before_answering() -> None:
+    """A refusal before the dose claim (here: a slot at no known site) would tell a guesser its date was right,
+    so it is answered only after the match is confirmed; failures counted meanwhile turn it into a 429 once the
+    number locks. (Refusals after the claim are ordered by the claim's own compare-and-set.)"""
+    world = BookingWorld()
+    number = world.person()
+    missing = "NOWHERE.20260304.1000.PFIZER"
+    read = world.patients.booking_view
+
+    async def locked_meanwhile(nhs_number: str) -> PatientBookingView:
+        view = await read(nhs_number)
+        person = world.patients.people[nhs_number]
+        if person.failures is None:  # three wrong guesses land between this read and its answer
+            now = world.clock.now()
+            person.failures = MatchFailures(3, now, locked_until=now + dt.timedelta(minutes=30))
+            person.failures_version += 3
+        return view
+
+    world.patients.booking_view = locked_meanwhile  # type: ignore[method-assign]
+    assert await _book(world, number, BOOKING_BORN, missing) == "429"
+    world.patients.booking_view = read  # type: ignore[method-assign]
+    world.patients.people[number].failures = None
+    assert await _book(world, number, BOOKING_BORN, missing) == "404"
+    assert world.patients.requests.by_kind["confirm_match"] == 2

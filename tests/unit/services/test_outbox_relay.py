@@ -1,14 +1,15 @@
-"""OutboxRelay over in-memory ports: each owed event sent, at least once, none lost, none carrying personal data."""
+"""OutboxRelay (the repair path) over in-memory ports: each owed event sent at least once, none lost, none
+carrying personal data; a failure or an unreadable booking stops nothing else."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
-import pytest
-
 from shared.events import BookingEvent
+from shared.ports.bookings import UnreadableBooking
 from shared.services.booking import BookAppointments
-from tests.unit.services.fakes import BOOKING_BORN, BookingWorld, PublishFailedError
+from tests.unit.services.fakes import BOOKING_BORN, BookingWorld
 
 SOON = dt.datetime(2026, 3, 4, 10, 0, tzinfo=dt.UTC)
 MOBILE = "+447700900123"
@@ -42,24 +43,65 @@ async def test_the_relay_sends_each_owed_event_once_and_clears_the_outbox() -> N
     assert owed(world) == []
 
 
-async def test_a_publish_failure_leaves_the_events_owed_for_the_next_run() -> None:
+async def test_a_publish_failure_leaves_that_booking_owed_and_the_others_go() -> None:
     world = BookingWorld()
     slot = world.slot(SOON)
-    number = world.person()
-    booking = await world.service.book(request(number, slot))
-    await world.service.cancel(booking.reference, number, BOOKING_BORN)
+    first, second = world.person(), world.person()
+    failing = await world.service.book(request(first, slot))
+    await world.service.cancel(failing.reference, first, BOOKING_BORN)
+    other = await world.service.book(request(second, slot))
     world.publisher.fail_when = lambda event: event.type == "BookingCancelled"
 
-    with pytest.raises(PublishFailedError):
-        await world.relay.relay()
-    assert len(owed(world)) == 2  # nothing marked sent: the confirmation went, the cancellation did not
+    assert await world.relay.relay() == 2  # both confirmations went: the failure stopped nothing
+    assert [e.event_id.split(".")[-1] for e in world.records.record(failing.reference).outbox] == [  # type: ignore[union-attr]
+        "confirmed", "cancelled"]  # not marked: one of its events did not go
+    assert world.records.record(other.reference).outbox == []  # type: ignore[union-attr]
 
     world.publisher.fail_when = None
     assert await world.relay.relay() == 2
     # At least once: the confirmation went twice, under one event id for the handlers to dedupe on.
-    assert [e.type for e in world.publisher.events] == ["BookingConfirmed", "BookingConfirmed", "BookingCancelled"]
-    assert len({e.event_id for e in world.publisher.events}) == 2
+    assert [e.type for e in world.publisher.events if e.reference == failing.reference] == [
+        "BookingConfirmed", "BookingConfirmed", "BookingCancelled"]
     assert owed(world) == []
+
+
+async def test_an_unreadable_booking_is_quarantined_and_the_rest_are_sent() -> None:
+    world = BookingWorld()
+    booking = await world.service.book(request(world.person(), world.slot(SOON)))
+    broken = UnreadableBooking("BROKEN1", "SITE-A", "ValidationError")
+    world.outbox.unreadable.append(broken)
+
+    assert await world.relay.relay() == 1
+    assert world.outbox.quarantined == [broken]
+    assert [e.reference for e in world.publisher.events] == [booking.reference]
+    assert await world.relay.relay() == 0  # set aside: not found again
+    assert world.outbox.quarantined == [broken]
+
+
+async def test_a_relay_publishes_many_events_at_once() -> None:
+    world = BookingWorld()
+    slot = world.slot(SOON, capacity=20)
+    for _ in range(20):
+        await world.service.book(request(world.person(), slot))
+    in_flight, most = 0, 0
+
+    async def slow(event: BookingEvent) -> None:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await asyncio.sleep(0.01)
+        in_flight -= 1
+
+    world.publisher.during_publish = None
+    original = world.publisher.publish
+
+    async def publish(event: BookingEvent) -> None:
+        await slow(event)
+        await original(event)
+
+    world.publisher.publish = publish  # type: ignore[method-assign]
+    assert await world.relay.relay() == 20
+    assert most == 20  # concurrently, not one after another
 
 
 async def test_an_event_added_while_the_relay_sends_is_not_lost() -> None:
@@ -121,4 +163,4 @@ async def test_a_run_with_nothing_owed_costs_one_query() -> None:
     world.reset_requests()
 
     assert await world.relay.relay() == 0
-    assert world.records.requests.by_kind == {"with_unsent_events": 1}
+    assert world.outbox.requests.by_kind == {"unsent_before": 1}

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from shared.domain.waiting_room import ClaimRefusedError, ClaimSigner, Refusal
+from shared.domain.waiting_room import BUCKET_NUMBERS, ClaimRefusedError, ClaimSigner, Refusal, bucket_of
 from shared.ports.waiting_room import StoredRoomState
 from shared.services.errors import AdmissionRequiredError
 from shared.services.waiting_room import AdmissionTimer, JoinRecorder, QueueAnswer, WaitingRoomService
@@ -243,6 +243,31 @@ async def test_a_poll_report_carries_the_time_of_the_polls_not_of_a_later_write(
     await room.instance.status(second)  # this poll writes what was buffered before it
     await room.instance.drain()
     assert room.store.polls and room.store.polls[0].written_at <= polled_at + dt.timedelta(seconds=5)
+
+
+async def test_concurrent_polls_of_tickets_admitted_in_an_earlier_bucket_read_its_lapsed_set_once() -> None:
+    room = Room()
+    await room_on(room, 6_000)
+    tickets = [(await room.instance.join()).ticket for _ in range(2 * BUCKET_NUMBERS)]
+    await room.run(90)
+    assert room.store.state is not None
+    frontier = room.store.state.state.frontier
+    early = [t for t in tickets if bucket_of(room.signer.open_ticket(t, room.clock.now()).seq) < bucket_of(frontier)]
+    assert len(early) > 1_000
+    fresh = room.new_instance()
+    await fresh.status(tickets[-1])  # its settings and state read
+    load = room.store.load_lapsed
+
+    async def slow_load(bucket: int) -> frozenset[int]:
+        await asyncio.sleep(0.01)  # a real read takes a while: the other polls arrive meanwhile
+        return await load(bucket)
+
+    room.store.load_lapsed = slow_load  # type: ignore[method-assign]
+    room.store.requests = 0
+    answers = await asyncio.gather(*(fresh.status(ticket) for ticket in early[:500]))
+    assert all(answer.admitted for answer in answers)
+    assert room.store.requests == len({bucket_of(room.signer.open_ticket(t, room.clock.now()).seq)
+                                       for t in early[:500]})
 
 
 # --- the admission token ----------------------------------------------------------------------
