@@ -130,14 +130,14 @@ var cosmosContainers = [
     name: 'patients'
     partitionKey: '/nhsNumber'
     ttl: true
-    throughputShare: 35
+    throughputShare: 20
     indexedPaths: []
   }
   {
     name: 'sites'
     partitionKey: '/siteId'
     ttl: false
-    throughputShare: 28
+    throughputShare: 4
     indexedPaths: []
   }
   {
@@ -145,7 +145,7 @@ var cosmosContainers = [
     partitionKey: '/siteId'
     // Booking documents expire once their use is over (shared/domain/retention.py, docs/security.md).
     ttl: true
-    throughputShare: 24
+    throughputShare: 38
     // Exactly what the repair timer, outbox relay, day list and reminder scan filter on
     // (shared/adapters/cosmos_bookings.py, cosmos_deliveries.py), and the slot searches (slot documents
     // live here, beside their site's bookings: cosmos_sites.py); id and _ts are always indexed.
@@ -177,14 +177,14 @@ var cosmosContainers = [
     name: 'deliveries'
     partitionKey: '/id'
     ttl: true
-    throughputShare: 13
+    throughputShare: 26
     indexedPaths: []
   }
   {
     name: 'waiting-room'
     partitionKey: '/pk'
     ttl: true
-    throughputShare: 0
+    throughputShare: 12
     indexedPaths: []
   }
   {
