@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--with-events", action="store_true",
                         help="keep the functions that handle booking events running in devhost meanwhile")
     args = parser.parse_args(argv)
-    people = 12_000
+    people = 24_000  # a fast run books ~400/s for 30 s; load.py ends the run early should they run out
     with tempfile.TemporaryDirectory() as tmp:
         emulators = start_emulators(Path(tmp))
         saved = dict(os.environ)

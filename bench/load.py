@@ -51,7 +51,10 @@ async def run_load(make_request: RequestMaker, clients: int, seconds: float) -> 
 
         async def client() -> None:
             while time.perf_counter() < deadline:
-                method, url, body, headers = make_request(next(counter))
+                try:
+                    method, url, body, headers = make_request(next(counter))
+                except StopIteration:  # the maker ran out of fresh inputs (say, unbooked people): the run ends early
+                    return
                 started = time.perf_counter()
                 async with session.request(method, url, json=body, headers=headers) as answer:
                     await answer.read()
