@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+import random
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +16,11 @@ from shared.domain.nhs_number import synthetic_nhs_number
 from shared.domain.register import RegisterRecord
 from shared.domain.sites import LONDON, Site
 from shared.domain.slots import Slot, slot_id
+
+# People of every World in this process come from one run of seeds, so no two tests share a person (random
+# picks from the ~890,000 test numbers collided once in a few thousand: a person already booked by another
+# test); the random start keeps separate runs against one emulator apart.
+_PEOPLE_SEEDS = itertools.count(random.Random(uuid.uuid4().int).randrange(300_000, 700_000))
 
 
 @dataclass
@@ -42,7 +49,7 @@ class World:
         return ident
 
     async def people(self, count: int, born: str = "1960-05-05", **extra: Any) -> list[str]:
-        numbers = [synthetic_nhs_number(uuid.uuid4().int % 890_000) for _ in range(count)]
+        numbers = [synthetic_nhs_number(next(_PEOPLE_SEEDS)) for _ in range(count)]
         answer = await self.app.register_import.import_records([RegisterRecord.model_validate(
             {"nhsNumber": n, "dateOfBirth": born, "givenName": "Book", "familyName": "Tester", "postcode": "LS1 4AP",
              **extra}) for n in numbers])
