@@ -28,8 +28,9 @@ from typing import Any
 from azure.cosmos import PartitionKey
 from azure.cosmos.exceptions import CosmosAccessConditionFailedError
 
+from bench.emulated import emulated
 from bench.load import run_load
-from devhost.launch import EmulatorSet, start_devhost, start_emulators
+from devhost.launch import EmulatorSet, start_devhost
 from functions.admin_register import decode_records
 from shared import resources
 from shared.adapters.azure_provisioning import provision
@@ -39,7 +40,6 @@ from shared.domain.nhs_number import synthetic_nhs_number
 from shared.domain.sites import Site
 from shared.domain.slots import slot_id
 from shared.services.booking import BookAppointments
-from shared.settings import reset_settings
 
 SITES = 20
 SLOTS_PER_SITE = 20
@@ -170,40 +170,30 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="keep the functions that handle booking events running in devhost meanwhile")
     args = parser.parse_args(argv)
     people = 24_000  # a fast run books ~400/s for 30 s; load.py ends the run early should they run out
-    with tempfile.TemporaryDirectory() as tmp:
-        emulators = start_emulators(Path(tmp))
-        saved = dict(os.environ)
-        os.environ.update(emulators.environment)
-        reset_settings()
+    with tempfile.TemporaryDirectory() as tmp, emulated(Path(tmp)) as emulators:
+        slots, numbers = asyncio.run(_prepare(people))
+        cosmos = cosmos_pid(emulators)
+        disabled = {} if args.with_events else {f"AzureWebJobs.{name}.Disabled": "true" for name in AFTER_COMMIT}
+        devhost = start_devhost({**emulators.environment, "DEVHOST_LOG_LEVEL": "WARNING", **disabled},
+                                Path(tmp) / "devhost.log")
         try:
-            slots, numbers = asyncio.run(_prepare(people))
-            cosmos = cosmos_pid(emulators)
-            disabled = {} if args.with_events else {f"AzureWebJobs.{name}.Disabled": "true" for name in AFTER_COMMIT}
-            devhost = start_devhost({**emulators.environment, "DEVHOST_LOG_LEVEL": "WARNING", **disabled},
-                                    Path(tmp) / "devhost.log")
-            try:
-                rng = random.Random(3)
-                # The last site's slots are kept for the in-process bookings, so none is full by then.
-                load_slots = slots[:-SLOTS_PER_SITE]
-                unused = iter(numbers[IN_PROCESS:])
+            rng = random.Random(3)
+            # The last site's slots are kept for the in-process bookings, so none is full by then.
+            load_slots = slots[:-SLOTS_PER_SITE]
+            unused = iter(numbers[IN_PROCESS:])
 
-                def booking(i: int) -> tuple[str, str, dict[str, Any] | None, dict[str, str]]:
-                    return "POST", f"{devhost.url}/api/bookings", {
-                        "nhsNumber": next(unused), "dateOfBirth": BORN,
-                        "appointments": [{"slotId": rng.choice(load_slots)}]}, {}
+            def booking(i: int) -> tuple[str, str, dict[str, Any] | None, dict[str, str]]:
+                return "POST", f"{devhost.url}/api/bookings", {
+                    "nhsNumber": next(unused), "dateOfBirth": BORN,
+                    "appointments": [{"slotId": rng.choice(load_slots)}]}, {}
 
-                host_cpu, cosmos_cpu = process_cpu_seconds(devhost.process.pid), process_cpu_seconds(cosmos)
-                load = asyncio.run(run_load(booking, args.clients, args.seconds))
-                host_after, cosmos_after = process_cpu_seconds(devhost.process.pid), process_cpu_seconds(cosmos)
-            finally:
-                devhost.stop()
-            raw, checked, (per_booking, cpu_ms), raw_cosmos = asyncio.run(
-                _after(slots, numbers[:IN_PROCESS], args.profile, cosmos))
+            host_cpu, cosmos_cpu = process_cpu_seconds(devhost.process.pid), process_cpu_seconds(cosmos)
+            load = asyncio.run(run_load(booking, args.clients, args.seconds))
+            host_after, cosmos_after = process_cpu_seconds(devhost.process.pid), process_cpu_seconds(cosmos)
         finally:
-            emulators.stop()
-            os.environ.clear()
-            os.environ.update(saved)
-            reset_settings()
+            devhost.stop()
+        raw, checked, (per_booking, cpu_ms), raw_cosmos = asyncio.run(
+            _after(slots, numbers[:IN_PROCESS], args.profile, cosmos))
     booked = load.statuses.get(201, 0)
     bookings_per_s = booked / load.seconds
     # devhost's whole process over the load (HTTP, the app, its timers) per booking made.

@@ -37,8 +37,9 @@ from typing import Any
 
 import aiohttp
 
+from bench.emulated import emulated
 from bench.load import run_load
-from devhost.launch import start_devhost, start_emulators
+from devhost.launch import start_devhost
 from shared import resources
 from shared.adapters.azure_provisioning import provision
 from shared.adapters.clients import close_clients, get_clients
@@ -47,7 +48,6 @@ from shared.domain.nhs_number import synthetic_nhs_number
 from shared.domain.register import RegisterRecord
 from shared.domain.sites import LONDON, Site
 from shared.domain.slots import Slot, slot_id
-from shared.settings import reset_settings
 
 # Ofcom's drama range: a thousand numbers, each texted many times in one run.
 MOBILES = [f"07700 900{n:03d}" for n in range(1000)]
@@ -186,25 +186,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--people", type=int, default=8000)
     parser.add_argument("--log", type=Path, default=None, help="keep devhost's log here")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        emulators = start_emulators(Path(tmp))
-        saved = dict(os.environ)
-        os.environ.update(emulators.environment)
-        reset_settings()
+    with tempfile.TemporaryDirectory() as tmp, emulated(Path(tmp)) as emulators:
+        slots, numbers = asyncio.run(_prepare(args.people))
+        devhost = start_devhost({**emulators.environment, **RUN_SETTINGS}, Path(tmp) / "devhost.log")
         try:
-            slots, numbers = asyncio.run(_prepare(args.people))
-            devhost = start_devhost({**emulators.environment, **RUN_SETTINGS}, Path(tmp) / "devhost.log")
-            try:
-                result = asyncio.run(_measure(devhost.url, slots, numbers, args.clients, args.seconds, args.drain))
-            finally:
-                devhost.stop()
-                if args.log is not None:
-                    shutil.copyfile(Path(tmp) / "devhost.log", args.log)
+            result = asyncio.run(_measure(devhost.url, slots, numbers, args.clients, args.seconds, args.drain))
         finally:
-            emulators.stop()
-            os.environ.clear()
-            os.environ.update(saved)
-            reset_settings()
+            devhost.stop()
+            if args.log is not None:
+                shutil.copyfile(Path(tmp) / "devhost.log", args.log)
     result = {"benchmark": "events", "clients": args.clients, "seconds": args.seconds, **result,
               "events_keep_up": result["events_per_s"] >= 0.9 * result["bookings_per_s"]}
     print(f"events: {result['events_per_s']}/s beside {result['bookings_per_s']} bookings/s; lag p99 "

@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import os
 import tempfile
 import threading
 import time
@@ -35,7 +34,8 @@ from zoneinfo import ZoneInfo
 import httpx
 from azure.storage.blob.aio import BlobServiceClient
 
-from devhost.launch import start_devhost, start_emulators
+from bench.emulated import emulated
+from devhost.launch import start_devhost
 from shared import resources
 from shared.adapters.azure_provisioning import provision
 from shared.adapters.clients import close_clients, get_clients
@@ -43,7 +43,6 @@ from shared.api.principal import encode_principal
 from shared.composition import Services
 from shared.domain.nhs_number import synthetic_nhs_number
 from shared.domain.register import RegisterRecord
-from shared.settings import reset_settings
 
 ADMIN = {"x-ms-client-principal": encode_principal("Bench Admin", ["NationalAdmin"])}
 ODS = "Y70001"
@@ -176,53 +175,43 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     people = numbers(args.rows)
     data = patient_list(people)
     result: dict[str, Any] = {"benchmark": "gp_upload", "rows": args.rows, "file_mb": round(len(data) / 1e6, 1)}
-    with tempfile.TemporaryDirectory() as tmp:
-        emulators = start_emulators(Path(tmp))
-        saved = dict(os.environ)
-        os.environ.update(emulators.environment)
-        reset_settings()
+    with tempfile.TemporaryDirectory() as tmp, emulated(Path(tmp)) as emulators:
+        result["register_load_s"] = round(asyncio.run(_run(load_register(people[::10]))), 1)
+        devhost = start_devhost({**emulators.environment, **BENCH_SETTINGS}, Path(tmp) / "devhost.log")
         try:
-            result["register_load_s"] = round(asyncio.run(_run(load_register(people[::10]))), 1)
-            devhost = start_devhost({**emulators.environment, **BENCH_SETTINGS}, Path(tmp) / "devhost.log")
-            try:
-                register_practice(devhost.url, -(-args.invites // 3))
-                with RssSampler(devhost.process.pid) as memory:
-                    before = memory.now()
-                    started = time.perf_counter()
-                    asyncio.run(upload(emulators.environment["AzureWebJobsStorage"], f"{ODS}/list.csv", data))
-                    done = wait_done(devhost.url, "list")
-                    seconds = time.perf_counter() - started
-                assert done["status"] == "done" and done["rows"] == args.rows, done
-                result.update(end_to_end_s=round(seconds, 1), rows_per_s=round(args.rows / seconds),
-                              worker_rss_before_mb=round(before / 1e6, 1),
-                              worker_rss_peak_mb=round(memory.peak / 1e6, 1),
-                              worker_rss_growth_mb=round((memory.peak - before) / 1e6, 1))
-                in_process, per_row, rows, storage = asyncio.run(_run(check_in_process(
-                    patient_list(people[:20_000]))))
-                result.update(in_process_rows_per_s=round(in_process), cosmos_requests_per_row=round(per_row, 4),
-                              storage_requests_per_row=round(storage / rows, 4))
+            register_practice(devhost.url, -(-args.invites // 3))
+            with RssSampler(devhost.process.pid) as memory:
+                before = memory.now()
                 started = time.perf_counter()
-                answer = httpx.post(f"{devhost.url}/api/gp/{ODS}/invitations", headers=ADMIN, timeout=600,
-                                    json={"fileName": "list", "limit": args.invites})
-                run_seconds = time.perf_counter() - started
-                assert answer.status_code == 202, answer.text
-                invited = answer.json()["invited"]
-                deadline = time.perf_counter() + 600
-                while len(texts_from_practice(devhost.url)) < invited and time.perf_counter() < deadline:
-                    time.sleep(0.2)
-                times = sorted(texts_from_practice(devhost.url))
-                # Texts start while the run is still reading the list (each batch's invitations are queued as
-                # it goes), so the rate is taken from the texts' own arrival times.
-                spread = max((times[-1] - times[0]).total_seconds(), 0.001) if len(times) > 1 else 0.001
-                result.update(invited=invited, texted=len(times), invitation_run_s=round(run_seconds, 1),
-                              invitations_sent_per_s=round((len(times) - 1) / spread, 1))
-            finally:
-                devhost.stop()
+                asyncio.run(upload(emulators.environment["AzureWebJobsStorage"], f"{ODS}/list.csv", data))
+                done = wait_done(devhost.url, "list")
+                seconds = time.perf_counter() - started
+            assert done["status"] == "done" and done["rows"] == args.rows, done
+            result.update(end_to_end_s=round(seconds, 1), rows_per_s=round(args.rows / seconds),
+                          worker_rss_before_mb=round(before / 1e6, 1),
+                          worker_rss_peak_mb=round(memory.peak / 1e6, 1),
+                          worker_rss_growth_mb=round((memory.peak - before) / 1e6, 1))
+            in_process, per_row, rows, storage = asyncio.run(_run(check_in_process(
+                patient_list(people[:20_000]))))
+            result.update(in_process_rows_per_s=round(in_process), cosmos_requests_per_row=round(per_row, 4),
+                          storage_requests_per_row=round(storage / rows, 4))
+            started = time.perf_counter()
+            answer = httpx.post(f"{devhost.url}/api/gp/{ODS}/invitations", headers=ADMIN, timeout=600,
+                                json={"fileName": "list", "limit": args.invites})
+            run_seconds = time.perf_counter() - started
+            assert answer.status_code == 202, answer.text
+            invited = answer.json()["invited"]
+            deadline = time.perf_counter() + 600
+            while len(texts_from_practice(devhost.url)) < invited and time.perf_counter() < deadline:
+                time.sleep(0.2)
+            times = sorted(texts_from_practice(devhost.url))
+            # Texts start while the run is still reading the list (each batch's invitations are queued as
+            # it goes), so the rate is taken from the texts' own arrival times.
+            spread = max((times[-1] - times[0]).total_seconds(), 0.001) if len(times) > 1 else 0.001
+            result.update(invited=invited, texted=len(times), invitation_run_s=round(run_seconds, 1),
+                          invitations_sent_per_s=round((len(times) - 1) / spread, 1))
         finally:
-            emulators.stop()
-            os.environ.clear()
-            os.environ.update(saved)
-            reset_settings()
+            devhost.stop()
     print(f"gp list of {args.rows} rows: {result['rows_per_s']} rows/s end to end "
           f"({result['in_process_rows_per_s']} in process), {result['cosmos_requests_per_row']} Cosmos requests a row, "
           f"worker peak {result['worker_rss_peak_mb']} MB; {result['invitations_sent_per_s']} invitations texted/s")

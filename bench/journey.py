@@ -23,12 +23,12 @@ from typing import Any
 
 import aiohttp
 
-from devhost.launch import ROOT, start_devhost, start_emulators
+from bench.emulated import emulated
+from devhost.launch import ROOT, start_devhost
 from shared import resources
 from shared.adapters.clients import close_clients, get_clients
 from shared.api.principal import encode_principal
 from shared.domain.nhs_number import synthetic_nhs_number
-from shared.settings import reset_settings
 
 ADMIN = {"x-ms-client-principal": encode_principal("bench", ["NationalAdmin"])}
 POSTCODES = ["LS1 4AP", "M1 1AE", "B1 1AA", "NE1 7RU", "BS1 4DJ", "NG1 5FW", "SW1A 1AA", "E1 6AN"]
@@ -94,36 +94,26 @@ def steps_from(history: Path) -> list[dict[str, Any]]:
 
 
 def main() -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, emulated(Path(tmp)) as emulators:
         work = Path(tmp)
-        emulators = start_emulators(work)
-        saved = dict(os.environ)
+        devhost = start_devhost({**emulators.environment, "DEVHOST_LOG_LEVEL": "WARNING",
+                                 "ELIGIBILITY_CLIENT_BURST": "1000000"}, work / "devhost.log")
         try:
-            devhost = start_devhost({**emulators.environment, "DEVHOST_LOG_LEVEL": "WARNING",
-                                     "ELIGIBILITY_CLIENT_BURST": "1000000"}, work / "devhost.log")
-            try:
-                people = asyncio.run(seed(devhost.url))
-                (work / "people.json").write_text(json.dumps(people))
-                env = {**os.environ, "JOURNEY_PEOPLE": str(work / "people.json"),
-                       "JOURNEY_POSTCODES": json.dumps(POSTCODES)}
-                subprocess.run([sys.executable, "-m", "locust", "-f", str(ROOT / "bench" / "journey_locust.py"),
-                                "--headless", "--host", devhost.url, "--csv", str(work / "journey"),
-                                "--csv-full-history", "--only-summary", "--loglevel", "WARNING"],
-                               env=env, cwd=ROOT, check=False, timeout=300)
-                steps = steps_from(work / "journey_stats_history.csv")
-                per_route = {r["Name"]: {"requests": int(r["Request Count"]), "failures": int(r["Failure Count"]),
-                                         "p50_ms": float(r["50%"] or 0), "p99_ms": float(r["99%"] or 0)}
-                             for r in csv.DictReader((work / "journey_stats.csv").open()) if r["Name"] != "Aggregated"}
-            finally:
-                devhost.stop()
-            os.environ.update(emulators.environment)
-            reset_settings()
-            checked = asyncio.run(invariants())
+            people = asyncio.run(seed(devhost.url))
+            (work / "people.json").write_text(json.dumps(people))
+            env = {**os.environ, "JOURNEY_PEOPLE": str(work / "people.json"),
+                   "JOURNEY_POSTCODES": json.dumps(POSTCODES)}
+            subprocess.run([sys.executable, "-m", "locust", "-f", str(ROOT / "bench" / "journey_locust.py"),
+                            "--headless", "--host", devhost.url, "--csv", str(work / "journey"),
+                            "--csv-full-history", "--only-summary", "--loglevel", "WARNING"],
+                           env=env, cwd=ROOT, check=False, timeout=300)
+            steps = steps_from(work / "journey_stats_history.csv")
+            per_route = {r["Name"]: {"requests": int(r["Request Count"]), "failures": int(r["Failure Count"]),
+                                     "p50_ms": float(r["50%"] or 0), "p99_ms": float(r["99%"] or 0)}
+                         for r in csv.DictReader((work / "journey_stats.csv").open()) if r["Name"] != "Aggregated"}
         finally:
-            emulators.stop()
-            os.environ.clear()
-            os.environ.update(saved)
-            reset_settings()
+            devhost.stop()
+        checked = asyncio.run(invariants())
     best = max(steps, key=lambda s: s["requests_per_s"]) if steps else {}
     for step in steps:
         print(f"users {step['users']:>3}: {step['requests_per_s']:7.1f} req/s, {step['failures_per_s']:.2f} fail/s, "

@@ -25,14 +25,13 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from bench.emulated import emulated
 from bench.gp_upload import RssSampler
-from devhost.launch import start_emulators
 from shared import resources
 from shared.adapters.azure_provisioning import provision
 from shared.adapters.clients import close_clients, get_clients
@@ -47,7 +46,6 @@ from shared.domain.sites import LONDON, Site
 from shared.domain.slots import Slot, slot_id
 from shared.domain.vaccination import VaccinationRecord
 from shared.services.booking import BookAppointments
-from shared.settings import reset_settings
 
 SITE = "NIMSBENCH"
 BORN = dt.date(1960, 5, 5)
@@ -227,19 +225,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--lines", type=int, default=12_000)
     parser.add_argument("--records", type=int, default=6_000)
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        emulators = start_emulators(Path(tmp))
-        saved = dict(os.environ)
-        # The whole file in one run, and no NIMS timer schedule needed: the use cases are called directly.
-        os.environ.update({**emulators.environment, "NIMS_RUN_SECONDS": "3600", "NIMS_EXPORT_BATCH_SIZE": "1000"})
-        reset_settings()
-        try:
-            result = asyncio.run(_run(args.lines, args.records))
-        finally:
-            emulators.stop()
-            os.environ.clear()
-            os.environ.update(saved)
-            reset_settings()
+    # The whole file in one run, and no NIMS timer schedule needed: the use cases are called directly.
+    with tempfile.TemporaryDirectory() as tmp, emulated(Path(tmp), NIMS_RUN_SECONDS="3600",
+                                                        NIMS_EXPORT_BATCH_SIZE="1000"):
+        result = asyncio.run(_run(args.lines, args.records))
     print(f"nims: {result['inbound_lines_per_s']} inbound lines/s ({result['cosmos_requests_per_line']} Cosmos "
           f"requests a line, {result['inbound_to_raw_write_ratio']} of the raw write rate; "
           f"{result['unchanged_lines_per_s']} lines/s when nothing changes); memory growth "
